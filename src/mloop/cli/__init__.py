@@ -1,0 +1,1 @@
+"""The `mloop` command line: one module per command group, assembled in `main.py`."""

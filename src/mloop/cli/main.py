@@ -1,0 +1,76 @@
+"""Root of the `mloop` CLI. User errors print one line and a hint, never a traceback."""
+
+from __future__ import annotations
+
+import typer
+from typer.core import TyperGroup
+
+from mloop import __version__
+from mloop.errors import MloopError
+
+
+class _CliError(typer.Exit):
+    """Carries an MloopError out of Click with its exit code, after printing it."""
+
+
+class MloopGroup(TyperGroup):
+    """Root group that turns MloopError into a clear message and the error's exit code."""
+
+    def invoke(self, ctx):  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except MloopError as exc:
+            from mloop.cli.console import err_console
+
+            err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False)
+            if exc.hint:
+                err_console.print(f"[bold]hint:[/] {exc.hint}", highlight=False)
+            raise _CliError(code=exc.exit_code) from None
+
+
+app = typer.Typer(
+    cls=MloopGroup,
+    name="mloop",
+    help=(
+        "mloop runs the whole machine-learning loop: train, track, register, serve, monitor.\n\n"
+        "Example: mloop demo"
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"mloop {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """mloop: train, track, register, govern, deploy, serve, monitor, retrain."""
+
+
+def _register() -> None:
+    """Attach every command group; each module owns one group or command."""
+    from mloop.cli import config_cmd, data, demo, models, serve, train
+
+    app.command("config")(config_cmd.config)
+    app.add_typer(data.app, name="data")
+    app.command("train")(train.train)
+    app.add_typer(models.app, name="models")
+    app.command("serve")(serve.serve)
+    app.command("demo")(demo.demo)
+
+
+_register()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,5 @@
+"""Stub: replaced by the real command group."""
+
+import typer
+
+app = typer.Typer(help="(not yet implemented)")
