@@ -9,7 +9,7 @@ so one exception means the same thing on both surfaces. Anything not in this tre
     │   ├── ValidationError         422  exit 2   a payload or data file does not fit the schema
     │   ├── NotFoundError           404  exit 3   unknown model, version, alias, stage, id
     │   ├── ConflictError           409  exit 4   the request contradicts the current state
-    │   └── PayloadTooLargeError    413  exit 2   a body or batch above the configured limit
+    │   └── PayloadTooLargeError    413  exit 2   a request body above the configured size limit
     ├── CriteriaNotMetError         422  exit 5   a trained model failed its registration criteria
     ├── ServiceUnavailableError     503  exit 6   a model or a backing service is not ready
     └── MissingExtraError           500  exit 7   an optional dependency is not installed

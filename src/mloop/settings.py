@@ -6,12 +6,14 @@ hand: SQLite files for MLflow and for mloop's own state, and a local artifact fo
 
 from __future__ import annotations
 
+import json
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ENV_PREFIX = "MLOOP_"
 
@@ -36,7 +38,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         16 * 1024 * 1024, ge=1024, description="Largest request body, in bytes."
     )
-    fallback_model_uris: list[str] = Field(
+    fallback_model_uris: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Model URIs tried in order when the served reference cannot be loaded.",
     )
@@ -47,7 +49,9 @@ class Settings(BaseSettings):
     @classmethod
     def _split_commas(cls, value: object) -> object:
         """Accept `a,b` as well as a JSON list in the environment."""
-        if isinstance(value, str) and not value.lstrip().startswith("["):
+        if isinstance(value, str):
+            if value.lstrip().startswith("["):
+                return json.loads(value)
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 

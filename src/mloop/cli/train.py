@@ -1,6 +1,81 @@
-"""Stub: replaced by the real command."""
+"""`mloop train`: run the config-driven training pipeline and report metrics and criteria."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from mloop.cli.console import console, step_progress
 
 
-def train() -> None:
-    """(not yet implemented)"""
-    raise SystemExit("not yet implemented")
+def train(
+    data: Path = typer.Option(..., "--data", "-d", help="Training table: .csv, .parquet or .pq."),
+    config: Path | None = typer.Option(
+        None, "--config", "-c", help="params.yaml; the built-in defaults when omitted."
+    ),
+    name: str | None = typer.Option(
+        None, "--name", "-n", help="Registered model name (overrides register.name)."
+    ),
+) -> None:
+    """Train, evaluate and log a model; register it when the config's criteria pass.
+
+    Example: mloop train --data data/churn.csv --config examples/params.yaml --name churn
+    """
+    from mloop.data.io import table_format
+    from mloop.errors import CriteriaNotMetError, NotFoundError
+    from mloop.pipeline.config import load_config
+    from mloop.pipeline.evaluate import describe_failures
+    from mloop.pipeline.train import STEPS
+    from mloop.pipeline.train import train as run_training
+
+    cfg = load_config(config)
+    table_format(data)
+    if not data.exists():
+        raise NotFoundError(f"data file {str(data)!r} does not exist")
+    with step_progress() as progress:
+        task = progress.add_task("starting", total=len(STEPS))
+        done = {"n": 0}
+
+        def on_step(step: str) -> None:
+            progress.update(task, description=step, completed=done["n"])
+            done["n"] += 1
+
+        result = run_training(data, cfg, name=name, on_step=on_step)
+        progress.update(task, description="done", completed=len(STEPS))
+
+    console.print(_metrics_table(result.metrics))
+    if result.criteria:
+        console.print(_criteria_table(result))
+    console.print(f"run id: [bold]{result.run_id}[/]", highlight=False)
+    if not result.registered:
+        raise CriteriaNotMetError(
+            describe_failures(result.criteria),
+            hint="inspect the run in MLflow, adjust the model or data, and train again",
+        )
+    console.print(f"registered: [bold green]{result.ref}[/]", highlight=False)
+
+
+def _metrics_table(metrics: dict[str, float]) -> Table:
+    table = Table(title="held-out metrics")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in metrics.items():
+        table.add_row(key, f"{value:.4f}")
+    return table
+
+
+def _criteria_table(result) -> Table:
+    table = Table(title=f"registration criteria for {result.model_name}")
+    table.add_column("metric")
+    table.add_column("threshold", justify="right")
+    table.add_column("actual", justify="right")
+    table.add_column("margin", justify="right")
+    table.add_column("result")
+    for c in result.criteria:
+        verdict = "[green]pass[/]" if c.passed else "[red]FAIL[/]"
+        table.add_row(
+            c.metric, f"{c.threshold:.4f}", f"{c.actual:.4f}", f"{c.margin:+.4f}", verdict
+        )
+    return table

@@ -25,7 +25,11 @@ class ModelRef:
     @property
     def uri(self) -> str:
         """The `models:/` URI MLflow loads."""
-        return f"models:/{self.name}@{self.alias}" if self.alias else f"models:/{self.name}/{self.version}"
+        return (
+            f"models:/{self.name}@{self.alias}"
+            if self.alias
+            else f"models:/{self.name}/{self.version}"
+        )
 
     def __str__(self) -> str:
         return f"{self.name}@{self.alias}" if self.alias else f"{self.name}/{self.version}"

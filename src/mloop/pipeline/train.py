@@ -1,0 +1,288 @@
+"""Config-driven training: load, split, fit, evaluate, cross-validate, log, gate, register.
+
+One MLflow run per call. The logged model is the whole sklearn Pipeline (feature steps and
+estimator), so it takes raw rows; it is registered only when every criterion passes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.pipeline import Pipeline
+
+from mloop.data.io import read_table
+from mloop.features.spec import build_preprocessor
+from mloop.pipeline import dataset as ds_mod
+from mloop.pipeline.config import TrainConfig
+from mloop.pipeline.evaluate import (
+    CriterionResult,
+    check_criteria,
+    classification_metrics,
+    cross_validate,
+    metrics_for_task,
+    regression_metrics,
+)
+from mloop.pipeline.lineage import lineage_tags
+from mloop.pipeline.models import CLASSIFICATION, REGRESSION, make_estimator
+from mloop.settings import Settings, get_settings
+
+STEPS = ("load", "split", "fit", "evaluate", "cross-validate", "log", "gate", "register")
+EXAMPLE_ROWS = 3
+_MAX_PARAM = 6000
+_MAX_TAG = 8000
+
+
+@dataclass
+class TrainResult:
+    """What a training run produced, and whether it was registered."""
+
+    run_id: str
+    experiment_id: str
+    model_name: str
+    version: str | None
+    model_uri: str
+    metrics: dict[str, float]
+    criteria: list[CriterionResult] = field(default_factory=list)
+    registered: bool = False
+    task: str = ""
+
+    @property
+    def failed_criteria(self) -> list[CriterionResult]:
+        return [c for c in self.criteria if not c.passed]
+
+    @property
+    def ref(self) -> str | None:
+        """`churn/3` when registered."""
+        return f"{self.model_name}/{self.version}" if self.version else None
+
+
+def train(
+    data: Path,
+    config: TrainConfig | None = None,
+    *,
+    name: str | None = None,
+    settings: Settings | None = None,
+    on_step: Callable[[str], None] | None = None,
+) -> TrainResult:
+    """Train the configured model on a CSV/Parquet file, log it to MLflow, gate and register."""
+    import mlflow
+
+    from mloop.tracking import ensure_experiment
+
+    config = config or TrainConfig()
+    settings = settings or get_settings()
+    step = on_step or (lambda _name: None)
+    model_name = name or config.register.name
+    data = Path(data)
+
+    step("load")
+    df = read_table(data)
+    ds = ds_mod.prepare(df, config, source=str(data))
+    family = REGRESSION if ds.task == ds_mod.REGRESSION else CLASSIFICATION
+    estimator = make_estimator(config.train.model, family, config.train.params)
+    check_criteria(dict.fromkeys(metrics_for_task(ds.task), 0.0), config.register.criteria)
+
+    step("split")
+    X_train, X_test, y_train, y_test = ds_mod.split(
+        ds, config.preprocess.test_split, config.preprocess.random_state
+    )
+
+    step("fit")
+    pipeline = Pipeline([("features", build_preprocessor(ds.spec)), ("model", estimator)])
+    pipeline.fit(X_train, y_train)
+
+    step("evaluate")
+    if ds.task == ds_mod.REGRESSION:
+        metrics = regression_metrics(y_test, pipeline.predict(X_test))
+    else:
+        metrics = classification_metrics(
+            y_test, pipeline.predict_proba(X_test), pipeline.classes_, config.evaluate.threshold
+        )
+
+    step("cross-validate")
+    if config.evaluate.cv_folds:
+        metrics.update(
+            cross_validate(
+                pipeline,
+                X_train,
+                y_train,
+                folds=config.evaluate.cv_folds,
+                task=ds.task,
+                random_state=config.preprocess.random_state,
+            )
+        )
+
+    step("log")
+    experiment_id = ensure_experiment(settings.experiment, settings)
+    with mlflow.start_run(experiment_id=experiment_id) as run:
+        run_id = run.info.run_id
+        mlflow.log_params(_params(config, ds, len(X_train), len(X_test)))
+        mlflow.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)})
+        mlflow.set_tags(_tags(config, ds, data, len(df)))
+        mlflow.log_text(config.to_yaml(), "config/params.yaml")
+        importance = feature_importance(pipeline)
+        if importance is not None:
+            mlflow.log_dict(importance, "feature_importance.json")
+        model_info = _log_model(pipeline, X_train)
+
+        step("gate")
+        criteria = check_criteria(metrics, config.register.criteria)
+        mlflow.log_dict([c.to_dict() for c in criteria], "criteria.json")
+        passed = all(c.passed for c in criteria)
+        mlflow.set_tag("mloop.criteria_passed", str(passed).lower())
+
+        step("register")
+        version = None
+        model_uri = model_info.model_uri
+        if passed:
+            version = _register(model_info.model_uri, model_name, run_id)
+            model_uri = f"models:/{model_name}/{version}"
+            mlflow.set_tag("mloop.registered_version", f"{model_name}/{version}")
+
+    return TrainResult(
+        run_id=run_id,
+        experiment_id=experiment_id,
+        model_name=model_name,
+        version=version,
+        model_uri=model_uri,
+        metrics=metrics,
+        criteria=criteria,
+        registered=version is not None,
+        task=ds.task,
+    )
+
+
+def feature_importance(pipeline: Pipeline) -> dict[str, float] | None:
+    """Importance per transformed feature, largest first, when the estimator exposes it."""
+    values = getattr(pipeline.named_steps["model"], "feature_importances_", None)
+    if values is None:
+        return None
+    names = pipeline.named_steps["features"].get_feature_names_out()
+    pairs = sorted(zip(names, values, strict=True), key=lambda p: -p[1])
+    return {str(k): float(v) for k, v in pairs}
+
+
+def _params(config: TrainConfig, ds: ds_mod.Dataset, n_train: int, n_test: int) -> dict:
+    params: dict[str, object] = {k: v for k, v in config.train.params.items()}
+    params.update(
+        {
+            "model_type": config.train.model,
+            "split.test_split": config.preprocess.test_split,
+            "split.random_state": config.preprocess.random_state,
+            "split.train_rows": n_train,
+            "split.test_rows": n_test,
+            "evaluate.threshold": config.evaluate.threshold,
+            "evaluate.cv_folds": config.evaluate.cv_folds,
+            "features.numeric": ",".join(ds.spec.numeric),
+            "features.categorical": ",".join(ds.spec.categorical),
+            "features.date": ",".join(ds.spec.date),
+        }
+    )
+    return {k: _clip(str(v), _MAX_PARAM) for k, v in params.items()}
+
+
+def _tags(config: TrainConfig, ds: ds_mod.Dataset, data: Path, rows: int) -> dict[str, str]:
+    tags = lineage_tags(data, rows)
+    tags.update(
+        {
+            "mloop.model_type": config.train.model,
+            "mloop.task": ds.task,
+            "mloop.target": ds.spec.target,
+            "mloop.feature_spec": ds.spec.to_json(),
+            "mloop.config": config.to_yaml(),
+        }
+    )
+    return {k: _clip(v, _MAX_TAG) for k, v in tags.items()}
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _log_model(pipeline: Pipeline, X_train: pd.DataFrame):
+    """Log the pipeline with a signature of the raw input columns and a few raw example rows."""
+    import mlflow
+    from mlflow.models import infer_signature
+
+    # The whole training split, so every column that has a missing value there is optional.
+    signature = infer_signature(X_train, pipeline.predict(X_train.head(EXAMPLE_ROWS)))
+    example = X_train.head(EXAMPLE_ROWS)
+    with _quiet_pickle_caution():
+        return mlflow.sklearn.log_model(
+            pipeline,
+            name="model",
+            signature=signature,
+            input_example=example,
+            serialization_format="cloudpickle",
+            pip_requirements=_requirements(),
+        )
+
+
+class _DropPickleCaution(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "cloudpickle format requires exercising caution" not in record.getMessage()
+
+
+@contextmanager
+def _quiet_pickle_caution() -> Iterator[None]:
+    """Hide MLflow's pickle caution: cloudpickle is chosen on purpose (skops refuses our steps)."""
+    logger = logging.getLogger("mlflow.sklearn")
+    flt = _DropPickleCaution()
+    logger.addFilter(flt)
+    try:
+        yield
+    finally:
+        logger.removeFilter(flt)
+
+
+def _requirements() -> list[str]:
+    """Pinned requirements of the logged model, declared so MLflow need not infer them.
+
+    Inference imports the model in a subprocess (seconds per run); the pipeline's needs are
+    known: scikit-learn and cloudpickle, pandas and numpy, and mloop for the feature steps.
+    """
+    import mlflow.sklearn
+
+    from mloop.pipeline.lineage import package_versions
+
+    versions = package_versions()
+    pins = list(mlflow.sklearn.get_default_pip_requirements(include_cloudpickle=True))
+    pins += [f"{name}=={versions[name]}" for name in ("pandas", "numpy", "mloop")]
+    return pins
+
+
+def _register(model_uri: str, name: str, run_id: str) -> str:
+    """Register the logged model under `name`; tag the version with its stage and run."""
+    import mlflow
+
+    version = mlflow.register_model(model_uri, name)
+    client = mlflow.MlflowClient()
+    client.set_model_version_tag(name, version.version, "mloop.stage", "None")
+    client.set_model_version_tag(name, version.version, "mloop.run_id", run_id)
+    return str(version.version)
+
+
+def result_summary(result: TrainResult) -> dict[str, object]:
+    """A JSON-ready summary of a result (for `--json` output and job records)."""
+    return json.loads(
+        json.dumps(
+            {
+                "run_id": result.run_id,
+                "experiment_id": result.experiment_id,
+                "model_name": result.model_name,
+                "version": result.version,
+                "model_uri": result.model_uri,
+                "registered": result.registered,
+                "task": result.task,
+                "metrics": result.metrics,
+                "criteria": [c.to_dict() for c in result.criteria],
+            }
+        )
+    )

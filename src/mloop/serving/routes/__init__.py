@@ -1,0 +1,1 @@
+"""HTTP routes of the model server, one module per concern."""

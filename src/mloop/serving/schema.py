@@ -1,0 +1,293 @@
+"""Validate JSON rows against a model's input signature and turn them into a typed DataFrame.
+
+Rows are dicts by column name or lists in signature order. Validation runs per column over the
+whole batch (one `set(map(type, values))` and one numpy conversion per column); per-value Python
+work only happens on the error path, to name the first offending row.
+
+Nulls: MLflow 3.17's `infer_signature` marks a column `required: false` when the training
+frame held NaN/None in it, and `required: true` otherwise. A JSON `null` is accepted only for
+columns marked optional (it becomes NaN for numbers, a missing value for strings and dates);
+anywhere else it is a 422 "feature 'x' is required". An optional integer column that receives
+a null is widened to float64, which is what pandas does with the training data too.
+
+NaN and +/-Infinity are never accepted as values (JSON has no such tokens; a missing value is
+`null`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mloop.errors import ValidationError
+
+_NUMBER = "number"
+_INTEGER = "integer"
+_STRING = "string"
+_BOOLEAN = "boolean"
+_DATETIME = "datetime"
+
+# MLflow DataType name -> (our kind, numpy dtype of the column).
+_KINDS: dict[str, tuple[str, Any]] = {
+    "double": (_NUMBER, np.float64),
+    "float": (_NUMBER, np.float32),
+    "long": (_INTEGER, np.int64),
+    "integer": (_INTEGER, np.int32),
+    "string": (_STRING, None),
+    "boolean": (_BOOLEAN, np.bool_),
+    "datetime": (_DATETIME, None),
+}
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+_INT_BOUNDS = {np.int64: (-(2**63), 2**63 - 1), np.int32: (-(2**31), 2**31 - 1)}
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One input column: its name, MLflow type name and whether null is refused."""
+
+    name: str
+    type: str
+    required: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "type": self.type, "required": self.required}
+
+
+class InputSchema:
+    """The columns a model takes, in signature order, and the validator for incoming rows."""
+
+    def __init__(self, features: Sequence[Feature]) -> None:
+        if not features:
+            raise ValidationError("the model signature has no input columns")
+        for feature in features:
+            if feature.type not in _KINDS:
+                raise ValidationError(
+                    f"feature {feature.name!r} has type {feature.type!r}, which mloop cannot "
+                    f"serve (supported: {', '.join(sorted(_KINDS))})"
+                )
+        self.features = tuple(features)
+        self.names = tuple(f.name for f in features)
+        self._name_set = frozenset(self.names)
+
+    @classmethod
+    def from_signature(cls, signature: Any) -> InputSchema:
+        """Build from an `mlflow.models.ModelSignature` whose inputs are named columns."""
+        if signature is None or signature.inputs is None:
+            raise ValidationError(
+                "the model has no input signature",
+                hint="log the model with signature=infer_signature(X, y_pred)",
+            )
+        inputs = signature.inputs
+        if getattr(inputs, "is_tensor_spec", lambda: False)() or not inputs.has_input_names():
+            raise ValidationError(
+                "the model signature has no named input columns (tensor signature)",
+                hint="log the model with a pandas DataFrame as the signature input",
+            )
+        features = []
+        for spec in inputs.inputs:
+            type_name = getattr(spec.type, "name", str(spec.type))
+            features.append(Feature(spec.name, str(type_name), bool(spec.required)))
+        return cls(features)
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    def to_list(self) -> list[dict[str, Any]]:
+        return [f.to_dict() for f in self.features]
+
+    # -- validation --------------------------------------------------------------------------
+
+    def to_frame(self, rows: Sequence[Any], *, row_offset: int = 0) -> pd.DataFrame:
+        """Validate `rows` and return a DataFrame with the signature's columns and dtypes.
+
+        `row_offset` is added to row indexes in error messages (for rows taken from a larger
+        batch). Raises ValidationError naming the row and the feature at the first problem.
+        """
+        if not isinstance(rows, list | tuple):
+            raise ValidationError("rows must be a list of objects or arrays")
+        columns = self._columns(rows, row_offset)
+        data = {
+            feature.name: _convert(feature, columns[i], row_offset)
+            for i, feature in enumerate(self.features)
+        }
+        return pd.DataFrame(data, columns=list(self.names))
+
+    def row_as_dict(self, row: Any) -> dict[str, Any]:
+        """A validated row (dict or list) as a dict by column name."""
+        return row if isinstance(row, dict) else dict(zip(self.names, row, strict=True))
+
+    def _columns(self, rows: Sequence[Any], offset: int) -> list[list[Any]]:
+        """Check every row's shape, then transpose the rows into one value list per column."""
+        width = len(self.names)
+        names = self.names
+        for i, row in enumerate(rows):
+            if isinstance(row, dict):
+                if row.keys() != self._name_set:
+                    self._key_error(row, offset + i)
+            elif isinstance(row, list | tuple):
+                if len(row) != width:
+                    raise ValidationError(
+                        f"row {offset + i}: expected {width} values in signature order "
+                        f"({', '.join(names)}), got {len(row)}"
+                    )
+            else:
+                raise ValidationError(
+                    f"row {offset + i}: must be an object or an array, got {describe_value(row)}"
+                )
+        columns: list[list[Any]] = []
+        for j, name in enumerate(names):
+            columns.append([row[name] if isinstance(row, dict) else row[j] for row in rows])
+        return columns
+
+    def _key_error(self, row: dict[str, Any], index: int) -> None:
+        missing = [n for n in self.names if n not in row]
+        unknown = [k for k in row if k not in self._name_set]
+        problems = []
+        if missing:
+            problems.append(f"missing feature {', '.join(repr(m) for m in missing)}")
+        if unknown:
+            problems.append(f"unknown feature {', '.join(repr(u) for u in unknown)}")
+        raise ValidationError(
+            f"row {index}: {'; '.join(problems)}",
+            hint=f"expected features: {', '.join(self.names)}",
+        )
+
+
+def _convert(feature: Feature, values: list[Any], offset: int) -> Any:
+    """Validate one column's values and return them as a numpy array (or pandas array)."""
+    kind, dtype = _KINDS[feature.type]
+    types = set(map(type, values))
+    has_null = type(None) in types
+    if has_null and feature.required:
+        index = next(i for i, v in enumerate(values) if v is None)
+        raise ValidationError(f"row {offset + index}: feature {feature.name!r} is required")
+    types.discard(type(None))
+    if kind == _NUMBER:
+        return _numbers(feature, values, types, dtype, has_null, offset)
+    if kind == _INTEGER:
+        return _integers(feature, values, types, dtype, has_null, offset)
+    if kind == _BOOLEAN:
+        _only(feature, values, types, {bool}, "a boolean", offset)
+        if has_null:
+            return pd.array(values, dtype="boolean")
+        return np.array(values, dtype=np.bool_)
+    if kind == _STRING:
+        _only(feature, values, types, {str}, "a string", offset)
+        return pd.array(values, dtype="str")
+    return _datetimes(feature, values, types, offset)
+
+
+def _numbers(feature, values, types, dtype, has_null, offset) -> np.ndarray:
+    _only(feature, values, types, {int, float}, "a number", offset)
+    filled = [math.nan if v is None else v for v in values] if has_null else values
+    try:
+        array = np.array(filled, dtype=np.float64)
+    except OverflowError:
+        _out_of_range(feature, values, lambda v: isinstance(v, int) and abs(v) > 2**1023, offset)
+        raise
+    # Where nulls became NaN, look at the values as received; otherwise numpy says it at once.
+    if float in types and (has_null or not np.isfinite(array).all()):
+        _finite(feature, values, offset)
+    if dtype is np.float32:
+        if (np.abs(array[np.isfinite(array)]) > _FLOAT32_MAX).any():
+            _out_of_range(feature, values, lambda v: abs(v) > _FLOAT32_MAX, offset)
+        return array.astype(np.float32)
+    return array
+
+
+def _integers(feature, values, types, dtype, has_null, offset) -> np.ndarray:
+    _only(feature, values, types, {int, float}, "an integer", offset)
+    low, high = _INT_BOUNDS[dtype]
+    if float in types:
+        _finite(feature, values, offset)
+        for i, v in enumerate(values):
+            if isinstance(v, float) and not v.is_integer():
+                raise ValidationError(
+                    f"row {offset + i}: feature {feature.name!r} expects an integer, "
+                    f"got {v!r} (a fraction)"
+                )
+        _out_of_range(feature, values, lambda v: v is not None and not low <= v <= high, offset)
+    if has_null:
+        return np.array([math.nan if v is None else v for v in values], dtype=np.float64)
+    try:
+        return np.array(values, dtype=dtype)
+    except OverflowError:
+        _out_of_range(feature, values, lambda v: not low <= v <= high, offset)
+        raise
+
+
+def _datetimes(feature, values, types, offset) -> pd.DatetimeIndex:
+    _only(feature, values, types, {str}, "an ISO 8601 date string", offset)
+    try:
+        return pd.DatetimeIndex(pd.to_datetime(values, format="ISO8601"))
+    except (ValueError, TypeError):
+        for i, v in enumerate(values):
+            if v is None:
+                continue
+            try:
+                pd.to_datetime(v, format="ISO8601")
+            except (ValueError, TypeError):
+                raise ValidationError(
+                    f"row {offset + i}: feature {feature.name!r} expects an ISO 8601 date, "
+                    f"got {v!r}"
+                ) from None
+        raise
+
+
+def _only(feature: Feature, values, types, allowed: set[type], expected: str, offset) -> None:
+    """Raise at the first value whose type is not in `allowed` (bool is never a number)."""
+    if types <= allowed:
+        return
+    for i, v in enumerate(values):
+        if v is not None and type(v) not in allowed:
+            raise ValidationError(
+                f"row {offset + i}: feature {feature.name!r} expects {expected}, "
+                f"got {describe_value(v)}"
+            )
+
+
+def _finite(feature: Feature, values: list[Any], offset: int) -> None:
+    """Raise at the first NaN or Infinity among the values as received."""
+    for i, v in enumerate(values):
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ValidationError(
+                f"row {offset + i}: feature {feature.name!r} is {describe_value(v)}, which is not "
+                "allowed (send null for a missing value where the feature is optional)"
+            )
+
+
+def _out_of_range(feature: Feature, values: list[Any], test, offset: int) -> None:
+    """Raise for the first value for which `test` is true."""
+    for i, v in enumerate(values):
+        if v is not None and test(v):
+            raise ValidationError(
+                f"row {offset + i}: feature {feature.name!r} is out of range for {feature.type}"
+            )
+
+
+def describe_value(value: Any) -> str:
+    """A short description of a JSON value for error messages."""
+    if isinstance(value, bool):
+        return f"a boolean ({str(value).lower()})"
+    if isinstance(value, float) and math.isnan(value):
+        return "NaN"
+    if isinstance(value, float) and math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    if isinstance(value, int | float):
+        return f"a number ({value!r})"
+    if isinstance(value, str):
+        shown = value if len(value) <= 40 else value[:37] + "..."
+        return f"a string ({shown!r})"
+    if value is None:
+        return "null"
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list | tuple):
+        return "an array"
+    return type(value).__name__

@@ -1,0 +1,58 @@
+"""A module-scoped MLOOP_HOME and small churn files, so one training run serves many tests."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mloop.data import generate_churn, write_table
+from mloop.pipeline.config import TrainConfig, config_from_dict
+from mloop.settings import Settings, reset_settings
+
+SMALL = {
+    "train": {"params": {"n_estimators": 20}},
+    "evaluate": {"cv_folds": 3},
+}
+
+
+def small_config(**sections: dict) -> TrainConfig:
+    """The default config with few trees and 3 folds, plus the given section overrides."""
+    raw = {key: dict(value) for key, value in SMALL.items()}
+    for key, value in sections.items():
+        raw.setdefault(key, {}).update(value)
+    return config_from_dict(raw, source="test")
+
+
+@pytest.fixture(scope="session")
+def make_config():
+    """`small_config` as a fixture, for test modules (conftest is not importable)."""
+    return small_config
+
+
+@pytest.fixture(scope="module")
+def module_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """Settings rooted in a fresh folder shared by one test module (MLflow sqlite + DB)."""
+    home = tmp_path_factory.mktemp("mloop-home")
+    with pytest.MonkeyPatch.context() as mp:
+        for key in list(os.environ):
+            if key.startswith("MLOOP_") and key != "MLOOP_REQUIRE_SERVICES":
+                mp.delenv(key)
+        mp.setenv("MLOOP_HOME", str(home))
+        reset_settings()
+        settings = Settings()
+        settings.ensure_home()
+        yield settings
+        reset_settings()
+    import mlflow
+
+    mlflow.set_tracking_uri(None)
+    mlflow.set_registry_uri(None)
+
+
+@pytest.fixture(scope="module")
+def churn_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """1,500 churn rows as CSV."""
+    return write_table(generate_churn(1500, seed=7), tmp_path_factory.mktemp("data") / "c.csv")

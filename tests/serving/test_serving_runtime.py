@@ -1,0 +1,119 @@
+"""Model loading: a server without a loadable model stays up; fallbacks; retries."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import mlflow
+import pytest
+
+from mloop.client import Client
+from mloop.errors import ConfigError, ServiceUnavailableError, ValidationError
+from mloop.serving.app import create_app, create_app_from_env
+from mloop.serving.loader import check_reference, load_model
+from mloop.serving.runtime import ModelRuntime
+from mloop.serving.server import ServerThread
+from mloop.tracking import configure_mlflow
+
+
+def test_a_server_whose_model_cannot_load_starts_and_says_why(trained):
+    app = create_app("ghost@production", trained.settings, log_predictions=False)
+    with ServerThread(app) as server, httpx.Client(base_url=server.url) as http:
+        assert http.get("/health").json() == {"status": "healthy", "model_loaded": False}
+
+        ready = http.get("/ready")
+        assert ready.status_code == 503
+        assert ready.json()["status"] == "unavailable"
+        assert "ghost" in ready.json()["reason"]
+
+        predict = http.post("/predict", json={"features": {"tenure": 1.0}})
+        assert predict.status_code == 503
+        assert predict.json()["error"] == "ServiceUnavailableError"
+        assert "model not loaded" in predict.json()["detail"]
+        assert "ghost" in predict.json()["detail"]
+
+        assert http.get("/model/info").status_code == 503
+        metrics = http.get("/metrics").text
+    assert 'model_predictions_total{model_version="none",status="error"} 1.0' in metrics
+
+
+def test_a_fallback_serves_when_the_primary_fails(trained):
+    settings = trained.settings.model_copy(update={"fallback_model_uris": ["nope/9", "churn/1"]})
+    app = create_app("ghost@production", settings, log_predictions=False)
+    with ServerThread(app) as server, Client(server.url) as client:
+        assert client.ready()["model_version"] == "1"
+        info = client.model_info()
+    assert info["fallback_used"] == "churn/1"
+    assert info["source"] == "churn/1"
+    assert [f["uri"] for f in info["load_failures"]] == ["ghost@production", "nope/9"]
+    assert "alias 'production'" in info["load_failures"][0]["error"]
+
+
+def test_loading_is_retried_until_the_model_appears(trained):
+    configure_mlflow(trained.settings)
+    runtime = ModelRuntime("later@production", trained.settings, retry_interval=0.05)
+    runtime.start()
+    try:
+        assert runtime.wait_until_settled(120)
+        assert runtime.state == "unavailable"
+        source = mlflow.MlflowClient().get_model_version("churn", "1").source
+        version = mlflow.register_model(source, "later")
+        mlflow.MlflowClient().set_registered_model_alias("later", "production", version.version)
+        deadline = time.monotonic() + 120  # a safety net, not an assertion on time
+        while not runtime.ready and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert runtime.ready
+        assert runtime.require().name == "later"
+        assert runtime.attempts >= 2
+    finally:
+        runtime.stop()
+
+
+def test_an_alias_is_pinned_to_the_version_it_held_at_load(trained):
+    model = load_model("churn@production", trained.settings)
+    assert (model.name, model.version, model.uri) == ("churn", "1", "models:/churn/1")
+    assert model.alias == "production"
+    assert model.classes == [0, 1]
+
+
+def test_an_unregistered_run_uri_loads_too(trained):
+    configure_mlflow(trained.settings)
+    run_id = mlflow.MlflowClient().get_model_version("churn", "1").run_id
+    model = load_model(f"runs:/{run_id}/model", trained.settings)
+    assert model.name == f"runs:/{run_id}/model"
+    assert model.version == "unregistered"
+
+
+def test_require_raises_service_unavailable_while_loading(trained):
+    runtime = ModelRuntime("churn@production", trained.settings)
+    with pytest.raises(ServiceUnavailableError, match="loading churn@production"):
+        runtime.require()
+
+
+def test_nothing_to_serve_is_a_config_error(trained):
+    with pytest.raises(ConfigError, match="no model to serve"):
+        ModelRuntime(None, trained.settings)
+
+
+@pytest.mark.parametrize("bad", ["bad-ref!!", "churn@", "@prod", "churn/x", ""])
+def test_invalid_references_are_refused_at_once(trained, bad):
+    with pytest.raises(ValidationError, match="invalid model reference"):
+        check_reference(bad)
+    with pytest.raises(ValidationError):
+        create_app(bad, trained.settings)
+
+
+@pytest.mark.parametrize(
+    "good", ["churn@production", "churn/3", "models:/churn@staging", "runs:/abc/model"]
+)
+def test_valid_references_pass(good):
+    assert check_reference(f" {good} ") == good
+
+
+def test_the_worker_factory_reads_the_model_from_the_environment(mloop_home, monkeypatch):
+    with pytest.raises(ConfigError, match="MLOOP_SERVE_MODEL"):
+        create_app_from_env()
+    monkeypatch.setenv("MLOOP_SERVE_MODEL", "churn@production")
+    app = create_app_from_env()
+    assert app.state.mloop.runtime.reference == "churn@production"
