@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import typer
 from typer.core import TyperGroup
 
@@ -54,6 +56,8 @@ def _root(
     ),
 ) -> None:
     """mloop: train, track, register, govern, deploy, serve, monitor, retrain."""
+    # MLflow's INFO lines (database set-up, registry chatter) bury mloop's own output.
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
 
 def _register() -> None:

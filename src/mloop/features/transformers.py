@@ -149,12 +149,7 @@ class IQRClipper(TransformerMixin, BaseEstimator):
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
         check_is_fitted(self, "lower_")
-        if input_features is not None:
-            return np.asarray(input_features, dtype=object)
-        names = getattr(self, "feature_names_in_", None)
-        if names is not None:
-            return np.asarray(names, dtype=object)
-        return np.asarray([f"x{i}" for i in range(self.n_features_in_)], dtype=object)
+        return _names_unchanged(self, input_features)
 
 
 def _as_float(X) -> np.ndarray:
@@ -201,9 +196,14 @@ class CategoryCleaner(TransformerMixin, BaseEstimator):
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
         check_is_fitted(self, "n_features_in_")
-        if input_features is not None:
-            return np.asarray(input_features, dtype=object)
-        names = getattr(self, "feature_names_in_", None)
-        if names is not None:
-            return np.asarray(names, dtype=object)
-        return np.asarray([f"x{i}" for i in range(self.n_features_in_)], dtype=object)
+        return _names_unchanged(self, input_features)
+
+
+def _names_unchanged(step, input_features) -> np.ndarray:
+    """Output names of a one-to-one step: the input names, as sklearn's API expects."""
+    if input_features is not None:
+        return np.asarray(input_features, dtype=object)
+    names = getattr(step, "feature_names_in_", None)
+    if names is not None:
+        return np.asarray(names, dtype=object)
+    return np.asarray([f"x{i}" for i in range(step.n_features_in_)], dtype=object)
