@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 from starlette.requests import Request
 
-from mloop.monitoring.prediction_log import PredictionLogWriter
+from mloop.monitoring.prediction_log import PredictionBatch, PredictionLogWriter
 from mloop.serving.metrics import NO_MODEL, ServingMetrics
 from mloop.serving.runtime import ModelRuntime
 from mloop.settings import Settings
@@ -20,6 +23,19 @@ class ServingState:
     runtime: ModelRuntime
     metrics: ServingMetrics
     prediction_log: PredictionLogWriter | None = None
+    # Called with every answered batch and its validated frame (drift, shadow traffic, ...).
+    # Listeners run on the response path, so they only enqueue work for their own threads.
+    listeners: list[Callable[[PredictionBatch, Any], None]] = field(default_factory=list)
+
+    def publish(self, batch: PredictionBatch, frame: Any) -> None:
+        """Hand an answered batch to the prediction log and every listener; never raises."""
+        if self.prediction_log is not None:
+            self.prediction_log.submit(batch)
+        for listener in self.listeners:
+            try:
+                listener(batch, frame)
+            except Exception:
+                logging.getLogger("mloop.serving").exception("prediction listener failed")
 
     @property
     def version_label(self) -> str:

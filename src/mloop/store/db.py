@@ -44,7 +44,11 @@ class Database:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     def migrate(self) -> None:
-        """Apply every Alembic migration not yet applied (idempotent)."""
+        """Apply every Alembic migration not yet applied (idempotent).
+
+        Each feature area adds its tables in its own revision off `0001`, so the tree may have
+        several heads; all of them are applied.
+        """
         from alembic import command
         from alembic.config import Config
 
@@ -53,7 +57,7 @@ class Database:
         try:
             with self.engine.begin() as connection:
                 config.attributes["connection"] = connection
-                command.upgrade(config, "head")
+                command.upgrade(config, "heads")
         except Exception as exc:
             raise ServiceUnavailableError(
                 f"cannot migrate the platform database at {self.safe_url}: {exc}"

@@ -70,7 +70,7 @@ async def predict(request: Request) -> Response:
     latency = time.perf_counter() - started
     state.metrics.count(model.version, SUCCESS)
     state.metrics.observe(model.version, latency, confidence)
-    _log(state, model, [prediction_id], rows, labels, confidence, latency)
+    _publish(state, model, frame, [prediction_id], rows, labels, confidence, latency)
     return json_response(
         {
             "prediction": labels[0],
@@ -125,7 +125,7 @@ async def predict_batch(request: Request) -> Response:
     latency = time.perf_counter() - started
     state.metrics.count(model.version, SUCCESS, len(instances))
     state.metrics.observe(model.version, latency, confidence)
-    _log(state, model, ids, instances, labels, confidence, latency)
+    _publish(state, model, frame, ids, instances, labels, confidence, latency)
     confidences = confidence if confidence is not None else [None] * len(ids)
     return json_response(
         {
@@ -169,11 +169,8 @@ def _refused(state: ServingState, exc: MloopError, *, rows: int) -> Response:
     return error_response(exc)
 
 
-def _log(state, model, ids, rows, labels, confidence, latency) -> None:
-    writer = state.prediction_log
-    if writer is None:
-        return
-    writer.submit(
+def _publish(state, model, frame, ids, rows, labels, confidence, latency) -> None:
+    state.publish(
         PredictionBatch(
             model_name=model.name,
             model_version=model.version,
@@ -184,5 +181,6 @@ def _log(state, model, ids, rows, labels, confidence, latency) -> None:
             probabilities=confidence if confidence is not None else [None] * len(ids),
             latency_ms=round(latency * 1000, 3),
             columns=model.schema.names,
-        )
+        ),
+        frame,
     )
