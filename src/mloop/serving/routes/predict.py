@@ -20,6 +20,7 @@ from starlette.responses import Response
 
 from mloop.errors import MloopError, UserError, ValidationError
 from mloop.monitoring.prediction_log import PredictionBatch
+from mloop.security.access import Role, requires
 from mloop.serving.api_models import (
     ERRORS,
     BatchRequest,
@@ -44,6 +45,7 @@ router = APIRouter(tags=["predict"])
     response_model=PredictResponse,
     responses=ERRORS,
     openapi_extra=request_body(PredictRequest),
+    dependencies=[requires(Role.PREDICTOR)],
 )
 async def predict(request: Request) -> Response:
     """Predict one row: `{"features": {name: value}}` or `{"features": [values...]}`."""
@@ -93,6 +95,7 @@ async def predict(request: Request) -> Response:
     response_model=BatchResponse,
     responses=ERRORS,
     openapi_extra=request_body(BatchRequest),
+    dependencies=[requires(Role.PREDICTOR)],
 )
 async def predict_batch(request: Request) -> Response:
     """Predict many rows: `{"instances": [row, ...]}`, at most MLOOP_MAX_BATCH_ROWS rows."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from mloop.security.access import Role, requires
 from mloop.serving.api_models import ErrorBody, HealthResponse, ModelInfo, ReadyResponse
 from mloop.serving.handlers import json_response
 from mloop.serving.runtime import LOADING
@@ -13,7 +14,12 @@ from mloop.serving.state import serving_state
 router = APIRouter()
 
 
-@router.get("/health", response_model=HealthResponse, tags=["status"])
+@router.get(
+    "/health",
+    response_model=HealthResponse,
+    tags=["status"],
+    dependencies=[requires(Role.PUBLIC)],
+)
 async def health(request: Request) -> Response:
     """Liveness: the process answers (always 200), and whether a model is loaded."""
     runtime = serving_state(request).runtime
@@ -25,6 +31,7 @@ async def health(request: Request) -> Response:
     response_model=ReadyResponse,
     responses={503: {"model": ReadyResponse, "description": "Loading, or no model loadable."}},
     tags=["status"],
+    dependencies=[requires(Role.PUBLIC)],
 )
 async def ready(request: Request) -> Response:
     """Readiness: 200 once a model serves; 503 with the reason while loading or failing."""
@@ -38,7 +45,12 @@ async def ready(request: Request) -> Response:
     )
 
 
-@router.get("/metrics", tags=["status"], response_class=Response)
+@router.get(
+    "/metrics",
+    tags=["status"],
+    response_class=Response,
+    dependencies=[requires(Role.PUBLIC)],
+)
 async def metrics(request: Request) -> Response:
     """Prometheus metrics in the text exposition format."""
     metrics = serving_state(request).metrics
@@ -50,6 +62,7 @@ async def metrics(request: Request) -> Response:
     response_model=ModelInfo,
     responses={503: {"model": ErrorBody}},
     tags=["model"],
+    dependencies=[requires(Role.VIEWER)],
 )
 async def model_info(request: Request) -> Response:
     """The served model: registry name and version, URI, flavor, features and classes."""
