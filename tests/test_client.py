@@ -64,6 +64,21 @@ def test_happy_paths(client, trained):
     assert "model_predictions_total" in client.metrics()
 
 
+def test_async_jobs_through_the_client(client, trained):
+    rows = modelkit.json_rows(trained.frame.head(3))
+    queued = client.predict_async(rows)
+    assert queued["status"] == "queued" and queued["job_id"]
+    finished = client.wait_for_job(queued["job_id"], timeout=60)
+    assert finished["status"] == "succeeded", finished
+    assert finished["result"]["total_count"] == 3
+    with pytest.raises(ConflictError):
+        client.cancel_job(queued["job_id"])
+    with pytest.raises(NotFoundError):
+        client.job("no-such-job")
+    with pytest.raises(ValidationError):
+        client.predict_async([{**rows[0], "plan": 5}])
+
+
 def test_a_bad_row_raises_validation_error_with_the_servers_detail(client, trained):
     row = modelkit.json_rows(trained.frame.head(1))[0]
     with pytest.raises(ValidationError) as info:

@@ -3,23 +3,33 @@
     with Client("http://127.0.0.1:8000") as client:
         client.predict({"tenure_months": 12, "plan": "basic"})
 
-Error responses raise the MloopError subclass matching the status (422 ValidationError,
-404 NotFoundError, 409 ConflictError, 413 PayloadTooLargeError, 503 ServiceUnavailableError,
-anything else MloopError) with the server's detail and hint; a server that cannot be reached
-raises ServiceUnavailableError naming the URL.
+Credentials, when the server has auth on: `api_key=` (sent as `X-API-Key`) or `token=` (a JWT
+sent as `Authorization: Bearer`), defaulting to the MLOOP_API_KEY / MLOOP_TOKEN environment
+variables.
+
+Error responses raise the MloopError subclass matching the status (401 AuthenticationError,
+403 PermissionDeniedError, 404 NotFoundError, 409 ConflictError, 413 PayloadTooLargeError,
+422 ValidationError, 429 RateLimitedError, 503 ServiceUnavailableError, anything else
+MloopError) with the server's detail and hint; a server that cannot be reached raises
+ServiceUnavailableError naming the URL.
 """
 
 from __future__ import annotations
 
+import os
+import time
 from typing import Any
 
 import httpx
 
 from mloop.errors import (
+    AuthenticationError,
     ConflictError,
     MloopError,
     NotFoundError,
     PayloadTooLargeError,
+    PermissionDeniedError,
+    RateLimitedError,
     ServiceUnavailableError,
     ValidationError,
 )
@@ -27,6 +37,8 @@ from mloop.errors import (
 __all__ = ["Client"]
 
 _ERRORS: dict[int, type[MloopError]] = {
+    401: AuthenticationError,
+    403: PermissionDeniedError,
     404: NotFoundError,
     409: ConflictError,
     413: PayloadTooLargeError,
@@ -35,12 +47,29 @@ _ERRORS: dict[int, type[MloopError]] = {
 }
 
 
+_FINISHED = {"succeeded", "failed", "cancelled"}
+
+
 class Client:
     """A synchronous client for one model server."""
 
-    def __init__(self, url: str, *, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float = 10.0,
+        api_key: str | None = None,
+        token: str | None = None,
+    ) -> None:
         self.url = url.rstrip("/")
-        self._http = httpx.Client(base_url=self.url, timeout=timeout)
+        api_key = api_key or os.environ.get("MLOOP_API_KEY")
+        token = token or os.environ.get("MLOOP_TOKEN")
+        headers = {}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        elif api_key:
+            headers["X-API-Key"] = api_key
+        self._http = httpx.Client(base_url=self.url, timeout=timeout, headers=headers)
 
     def health(self) -> dict[str, Any]:
         """Liveness and whether a model is loaded."""
@@ -57,6 +86,34 @@ class Client:
     def predict_batch(self, instances: list[dict[str, Any] | list[Any]]) -> dict[str, Any]:
         """Predict many rows in one request."""
         return self._request("POST", "/predict/batch", json={"instances": instances}).json()
+
+    def predict_async(self, instances: list[dict[str, Any] | list[Any]]) -> dict[str, Any]:
+        """Queue rows for prediction: `{job_id, status, status_url}` (the job is durable)."""
+        return self._request("POST", "/predict/async", json={"instances": instances}).json()
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        """A job's status, progress and, once it succeeded, its result."""
+        return self._request("GET", f"/jobs/{job_id}").json()
+
+    def cancel_job(self, job_id: str) -> dict[str, Any]:
+        """Cancel a queued or running job (ConflictError once it has finished)."""
+        return self._request("DELETE", f"/jobs/{job_id}").json()
+
+    def wait_for_job(
+        self, job_id: str, *, timeout: float = 60.0, interval: float = 0.2
+    ) -> dict[str, Any]:
+        """Poll a job until it succeeded, failed or was cancelled; ServiceUnavailable on timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            job = self.job(job_id)
+            if job.get("status") in _FINISHED:
+                return job
+            if time.monotonic() >= deadline:
+                raise ServiceUnavailableError(
+                    f"job {job_id} is still {job.get('status')} after {timeout:g}s",
+                    hint="raise the timeout, or check the workers (`mloop jobs show ID`)",
+                )
+            time.sleep(interval)
 
     def model_info(self) -> dict[str, Any]:
         """Name, version, URI, flavor, features and classes of the served model."""
@@ -107,6 +164,9 @@ def _error_from(response: httpx.Response) -> MloopError:
         detail = response.text.strip()[:200] or response.reason_phrase
         hint = None
     message = f"{detail} (HTTP {response.status_code})"
+    if response.status_code == 429:
+        retry_after = float(response.headers.get("Retry-After", "1") or 1)
+        return RateLimitedError(message, retry_after=retry_after)
     error = error_class(message, hint=hint if isinstance(hint, str) else None)
     error.status_code = response.status_code  # type: ignore[attr-defined]
     return error

@@ -12,7 +12,13 @@ so one exception means the same thing on both surfaces. Anything not in this tre
     │   └── PayloadTooLargeError    413  exit 2   a request body above the configured size limit
     ├── CriteriaNotMetError         422  exit 5   a trained model failed its registration criteria
     ├── ServiceUnavailableError     503  exit 6   a model or a backing service is not ready
-    └── MissingExtraError           500  exit 7   an optional dependency is not installed
+    ├── MissingExtraError           500  exit 7   an optional dependency is not installed
+    └── SecurityError               401  exit 8   (base of the security layer's errors)
+        ├── AuthenticationError     401  exit 8   missing, bad, expired or tampered credentials
+        ├── PermissionDeniedError   403  exit 8   the identity lacks the role the action needs
+        └── RateLimitedError        429  exit 9   over the identity's request budget
+
+Security errors carry `headers` for the response (`WWW-Authenticate`, `Retry-After`).
 """
 
 from __future__ import annotations
@@ -98,6 +104,40 @@ class MissingExtraError(MloopError):
             f"{package} is not installed",
             hint=f"pip install 'mloop[{extra}]'",
         )
+
+
+class SecurityError(MloopError):
+    """Base of the security layer's errors; carries response headers."""
+
+    http_status = 401
+    exit_code = 8
+    headers: dict[str, str] = {}
+
+
+class AuthenticationError(SecurityError):
+    """No credentials, or credentials that do not prove an active identity."""
+
+    http_status = 401
+    headers = {"WWW-Authenticate": 'Bearer realm="mloop"'}
+
+
+class PermissionDeniedError(SecurityError):
+    """The identity is known but does not hold the role the action needs."""
+
+    http_status = 403
+    headers: dict[str, str] = {}
+
+
+class RateLimitedError(SecurityError):
+    """Too many requests for this identity; retry after `retry_after` seconds."""
+
+    http_status = 429
+    exit_code = 9
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message, hint=f"retry after {retry_after:.1f}s")
+        self.retry_after = retry_after
+        self.headers = {"Retry-After": str(max(1, int(retry_after + 0.999)))}
 
 
 def require(module: str, extra: str):

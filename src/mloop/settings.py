@@ -10,9 +10,9 @@ import json
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ENV_PREFIX = "MLOOP_"
@@ -44,6 +44,44 @@ class Settings(BaseSettings):
     )
     log_inputs: bool = Field(True, description="Keep each prediction's input in the log.")
     log_level: str = Field("info", description="Server log level.")
+
+    # --- jobs (async predictions, workers, batch scoring) ---
+    jobs_backend: Literal["local", "celery"] = Field(
+        "local", description="Who runs async jobs: `local` (database-polling workers) or `celery`."
+    )
+    jobs_embedded_worker: bool = Field(
+        True, description="Run a job worker inside `mloop serve` (local backend)."
+    )
+    jobs_worker_concurrency: int = Field(
+        1, ge=1, le=64, description="Jobs one worker process runs at once."
+    )
+    jobs_lease_seconds: float = Field(
+        30.0, gt=0, description="How long a claimed job stays claimed without a heartbeat."
+    )
+    jobs_poll_seconds: float = Field(
+        1.0, gt=0, description="How often an idle worker looks for queued jobs."
+    )
+    jobs_max_attempts: int = Field(3, ge=1, le=100, description="Attempts before a job fails.")
+    jobs_retry_backoff_seconds: float = Field(
+        2.0, ge=0, description="Wait before the first retry; doubles on each further attempt."
+    )
+    jobs_max_rows: int = Field(100_000, ge=1, description="Largest `/predict/async` request.")
+    jobs_chunk_rows: int = Field(
+        1000, ge=1, description="Rows an async prediction job scores between progress updates."
+    )
+    jobs_max_seconds: float = Field(
+        3600.0, gt=0, description="Longest a job may run; Celery's visibility timeout is above it."
+    )
+    jobs_test_delay_seconds: float = Field(
+        0.0, ge=0, description="Test only: sleep this long after each chunk of an async job."
+    )
+    celery_broker_url: str = Field(
+        "redis://127.0.0.1:6379/0", description="Celery broker (and result store) for jobs."
+    )
+    celery_queue: str = Field("mloop-jobs", description="Celery queue that jobs are sent to.")
+    batch_chunk_rows: int = Field(
+        100_000, ge=1, description="Rows per chunk in `mloop batch-predict`."
+    )
 
     @field_validator("fallback_model_uris", mode="before")
     @classmethod
@@ -83,6 +121,126 @@ class Settings(BaseSettings):
             else:
                 out[name] = "default"
         return out
+
+    # --- governance and security ---
+    auth: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="API authentication: `auto` (on when the server binds a non-loopback "
+        "address), `on` or `off`.",
+    )
+    jwt_secret: SecretStr = Field(
+        SecretStr(""),
+        description="HS256 secret for bearer tokens; empty means `$MLOOP_HOME/jwt.key` "
+        "(generated with mode 0600 on first use).",
+    )
+    token_ttl_seconds: int = Field(
+        3600, ge=1, le=366 * 86400, description="Lifetime of tokens from `mloop token issue`."
+    )
+    audit_secret: SecretStr = Field(
+        SecretStr(""),
+        description="HMAC-SHA256 key of the audit chain; empty means `$MLOOP_HOME/audit.key` "
+        "(generated with mode 0600 on first use).",
+    )
+    audit_api_calls: bool = Field(True, description="Write every API call to the audit trail.")
+    metrics_public: bool = Field(
+        True, description="Leave /metrics open when auth is on (else it needs `viewer`)."
+    )
+    rate_limit: float = Field(
+        0.0, ge=0, description="Requests per second per identity (token bucket); 0 is no limit."
+    )
+    rate_limit_burst: int = Field(
+        0, ge=0, description="Token bucket size; 0 means max(1, 2 x rate_limit)."
+    )
+    rate_limit_url: str = Field(
+        "", description="Redis URL shared by replicas for rate limits; empty is in-process."
+    )
+    policy_file: str = Field(
+        "",
+        description="Promotion policies (YAML); empty means `$MLOOP_HOME/policies.yaml` when "
+        "it exists, else no stage needs approval.",
+    )
+    approval_webhook_url: str = Field(
+        "", description="URL that approval events are POSTed to as JSON; empty is none."
+    )
+    user: str = Field("", description="Identity the CLI acts as (like `--as USER`).")
+    api_key: SecretStr = Field(SecretStr(""), description="API key the CLI acts with.")
+    token: SecretStr = Field(SecretStr(""), description="Bearer token the CLI acts with.")
+
+    # --- monitoring (live drift, feedback, alerts, retraining) ---
+    monitoring: bool = Field(True, description="Live drift monitoring of every prediction.")
+    drift_window_rows: int = Field(
+        10_000, ge=10, description="Live drift window: at most this many recent rows."
+    )
+    drift_window_seconds: float = Field(
+        3600.0, gt=0, description="Live drift window: rows of at most this many seconds ago."
+    )
+    drift_interval_seconds: float = Field(
+        5.0, gt=0, description="How often the live drift gauges are recomputed."
+    )
+    drift_min_rows: int = Field(
+        100, ge=1, description="Rows the live window needs before drift scores are exported."
+    )
+    quality_window: int = Field(
+        1000, ge=1, description="Latest labels per model version in the live quality metrics."
+    )
+    retrain_data: str = Field(
+        "", description="CSV/Parquet that alert-triggered retraining trains on; empty is none."
+    )
+    retrain_on: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: [
+            "FeatureDriftDetected",
+            "PredictionDriftDetected",
+            "ModelQualityDegraded",
+        ],
+        description="Alert names that start a retraining job (comma-separated or a JSON list).",
+    )
+    alert_slack_webhook_url: str = Field(
+        "", description="Slack-compatible incoming webhook that alerts are forwarded to."
+    )
+    alert_smtp_host: str = Field("", description="SMTP server that alert e-mails go through.")
+    alert_smtp_port: int = Field(25, ge=1, le=65535, description="SMTP port.")
+    alert_smtp_starttls: bool = Field(False, description="Upgrade the SMTP session with STARTTLS.")
+    alert_smtp_user: str = Field("", description="SMTP login; empty sends without logging in.")
+    alert_smtp_password: SecretStr = Field(SecretStr(""), description="SMTP password.")
+    alert_smtp_from: str = Field("mloop@localhost", description="Sender of alert e-mails.")
+    alert_smtp_to: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Recipients of alert e-mails (comma-separated)."
+    )
+
+    @field_validator("retrain_on", "alert_smtp_to", mode="before")
+    @classmethod
+    def _split_monitoring_lists(cls, value: object) -> object:
+        """Accept `a,b` as well as a JSON list in the environment."""
+        return cls._split_commas(value)
+
+    # --- serving performance (batching, deadlines, cache, streaming) ---
+    max_batch_size: int = Field(
+        64, ge=1, le=100_000, description="Most rows coalesced into one model call."
+    )
+    max_wait_ms: float = Field(
+        5.0,
+        ge=0,
+        description="Longest a request waits for a busy model before its batch runs anyway.",
+    )
+    max_in_flight: int = Field(
+        1, ge=1, le=64, description="Model calls one server process runs at once per model."
+    )
+    request_timeout_ms: float = Field(
+        30_000.0,
+        ge=0,
+        description="Deadline of a prediction request (504 when exceeded); 0 is none. "
+        "The X-Request-Timeout-Ms header can shorten it.",
+    )
+    cache_ttl_seconds: float = Field(
+        300.0, ge=0, description="Prediction cache lifetime of an answer; 0 turns the cache off."
+    )
+    cache_size: int = Field(10_000, ge=1, description="Rows the in-process prediction cache holds.")
+    cache_url: str = Field(
+        "", description="Redis URL of a shared prediction cache; empty is in-process LRU."
+    )
+    stream_window: int = Field(
+        64, ge=1, le=10_000, description="Lines of one /predict/stream request in flight at once."
+    )
 
 
 @lru_cache(maxsize=1)

@@ -76,6 +76,22 @@ def test_train_registers(churn_file, tmp_path):
     assert mlflow.MlflowClient().get_model_version("cli-churn", "1").tags["mloop.stage"] == "None"
 
 
+def test_train_change_sets_the_semantic_version(churn_file, tmp_path):
+    config = tmp_path / "params.yaml"
+    config.write_text(SMALL_CONFIG)
+    args = ["train", "--data", str(churn_file), "--config", str(config), "--name", "semver"]
+    assert runner.invoke(app, args).exit_code == 0
+    result = runner.invoke(app, [*args, "--change", "major"])
+    assert result.exit_code == 0, result.output
+    tags = mlflow.MlflowClient().get_model_version("semver", "2").tags
+    assert tags["mloop.change_type"] == "major"
+    first = mlflow.MlflowClient().get_model_version("semver", "1").tags["mloop.semver"]
+    assert int(tags["mloop.semver"].split(".")[0]) == int(first.split(".")[0]) + 1
+
+    bad = runner.invoke(app, [*args, "--change", "huge"])
+    assert bad.exit_code == 2 and "unknown change type 'huge'" in bad.output
+
+
 def test_train_fails_criteria_with_exit_5(churn_file, tmp_path):
     config = tmp_path / "strict.yaml"
     config.write_text(SMALL_CONFIG + "register:\n  criteria: {roc_auc: 0.999}\n")

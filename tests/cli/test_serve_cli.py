@@ -110,3 +110,53 @@ def test_serve_answers_predictions_until_interrupted(served_home, tmp_path, work
     assert f"{url}/docs" in out
     assert f"{url}/metrics" in out
     assert "Traceback" not in err, err
+
+
+@pytest.mark.slow
+def test_metrics_sum_requests_answered_by_several_workers(served_home):
+    """No PROMETHEUS_MULTIPROC_DIR given: `mloop serve` makes one, and /metrics sums workers."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLOOP_")}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    env.update(MLOOP_HOME=str(served_home), GIT_PYTHON_REFRESH="quiet")
+    command = [sys.executable, "-c", "from mloop.cli.main import main; main()", "serve"]
+    command += ["churn@production", "--port", str(port), "--workers", "2", "--log-level", "warning"]
+    proc = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    url = f"http://127.0.0.1:{port}"
+    row = _modelkit().json_rows(_modelkit().make_frame()[0].head(1))[0]
+    workers: dict[str, int] = {}
+    sent = 0
+    try:
+        deadline = time.monotonic() + 180  # a safety net, not an assertion on time
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                if httpx.get(f"{url}/ready", timeout=5).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        # A new connection per request lets the kernel hand requests to either worker.
+        while (len(workers) < 2 or sent < 20) and sent < 400 and proc.poll() is None:
+            answer = httpx.post(f"{url}/predict", json={"features": row}, timeout=30)
+            if answer.status_code != 200:  # a worker still loading its model
+                time.sleep(0.1)
+                continue
+            sent += 1
+            pid = answer.headers["x-mloop-worker"]
+            workers[pid] = workers.get(pid, 0) + 1
+        metrics = httpx.get(f"{url}/metrics", timeout=30).text
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            out, err = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
+    assert len(workers) == 2, workers
+    assert f'model_predictions_total{{model_version="1",status="success"}} {float(sent)}' in metrics
+    assert "metrics of 2 workers aggregated in" in out
+    folder = out.split("aggregated in", 1)[1].split()[0]
+    assert not Path(folder).exists()  # the run's own folder is removed at exit
+    assert "Traceback" not in err, err

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -140,16 +141,23 @@ def promote(
     stage: str = typer.Option(..., "--stage", "-s", help=f"Target stage: {VALID_STAGES}."),
     reason: str | None = REASON_OPTION,
     actor: str = ACTOR_OPTION,
+    approval: int | None = typer.Option(
+        None, "--approval", help="Approved request authorising the move (policy stages)."
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Move a version to a stage; the version that held Staging/Production becomes Archived.
 
-    Staging and Production are the MLflow aliases `staging` and `production`.
+    Staging and Production are the MLflow aliases `staging` and `production`. A stage whose
+    policy requires approval is refused (exit 4) without an approved request: see
+    `mloop approvals`.
 
     Example: mloop models promote churn 3 --stage Production --reason "better AUC"
     """
     target = parse_stage(stage)
-    moved = _registry().promote(name, version, target, actor=actor, reason=reason)
+    moved = _registry().promote(
+        name, version, target, actor=actor, reason=reason, approval=approval
+    )
     if as_json:
         _echo_json(moved.to_dict())
         return
@@ -229,3 +237,45 @@ def _history_table(transitions: list[Transition], *, title: str) -> Table:
             _text(t.reason),
         )
     return table
+
+
+@app.command("card")
+def card(
+    ref: str = typer.Argument(..., metavar="NAME/VERSION", help="Version to describe."),
+    owner: str | None = typer.Option(None, "--owner", help="Accountable owner (recorded)."),
+    intended_use: str | None = typer.Option(
+        None, "--intended-use", help="What the model is for, and not for (recorded)."
+    ),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Folder for card.md and card.html [./cards/NAME-VERSION]."
+    ),
+    as_user: str | None = typer.Option(None, "--as", help="Recorded as the author [MLOOP_USER]."),
+) -> None:
+    """Write a model card (Markdown and HTML): owner, intended use, data digest, commit,
+    parameters, metrics, validation results, approvals and deployment history.
+
+    Owner and intended use are kept on the version, so later cards need them only once.
+
+    Example: mloop models card churn/3 --owner alice --intended-use "retention campaigns"
+    """
+    from mloop.cli.console import err_console
+    from mloop.governance.cards import write_card
+    from mloop.registry.service import Registry
+    from mloop.security.acting import resolve_identity
+    from mloop.settings import get_settings
+
+    settings = get_settings()
+    identity = resolve_identity(settings, as_user)
+    details = Registry(settings).get_version(ref)
+    folder = out or Path("cards") / f"{details.name}-{details.version}"
+    with err_console.status("writing the model card (validation suite runs when needed)"):
+        written, markdown, page = write_card(
+            settings,
+            f"{details.name}/{details.version}",
+            folder,
+            owner=owner,
+            intended_use=intended_use,
+            actor=identity.name if identity else "local",
+        )
+    console.print(f"[green]wrote[/] {markdown} and {page}", highlight=False)
+    console.print(f"owner {_text(written.owner)}; logged to run {written.facts['run']}")

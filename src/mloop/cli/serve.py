@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 
 import typer
 
-from mloop.cli.console import console, err_console
+from mloop.cli.console import console
 from mloop.settings import get_settings
 
 
@@ -23,6 +25,11 @@ def serve(
         None,
         "--log-level",
         help="uvicorn log level: debug, info, warning, error [MLOOP_LOG_LEVEL].",
+    ),
+    access_log: bool = typer.Option(
+        False,
+        "--access-log/--no-access-log",
+        help="Log one line per HTTP request (off: the audit trail records API calls).",
     ),
 ) -> None:
     """Serve a registered model over HTTP (predict, batch, health, readiness, metrics).
@@ -41,6 +48,9 @@ def serve(
     model_ref = check_reference(model_ref)  # a bad reference fails here, exit 2
     settings = get_settings()
     host = host or settings.host
+    if host != settings.host:  # MLOOP_AUTH=auto turns auth on by the address actually bound
+        settings = settings.model_copy(update={"host": host})
+        os.environ["MLOOP_HOST"] = host  # the same for worker processes
     port = settings.port if port is None else port
     workers = workers or settings.workers
     level = (log_level or settings.log_level).lower()
@@ -58,22 +68,40 @@ def serve(
     console.print(f"  API docs   {url}/docs")
     console.print(f"  metrics    {url}/metrics")
     console.print(f"  readiness  {url}/ready")
+    from mloop.security.auth import auth_enabled
+
+    console.print(f"  auth       {'on' if auth_enabled(settings) else 'off'} (MLOOP_AUTH)")
     console.print(f"  predictions log to {database.safe_url}", highlight=False)
     if workers == 1:
-        uvicorn.run(create_app(model_ref, settings), host=host, port=port, log_level=level)
-        return
-    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        err_console.print(
-            "[yellow]note:[/] each worker keeps its own metrics; set PROMETHEUS_MULTIPROC_DIR "
-            "to an empty folder to aggregate them",
-            highlight=False,
+        uvicorn.run(
+            create_app(model_ref, settings),
+            host=host,
+            port=port,
+            log_level=level,
+            access_log=access_log,
         )
-    os.environ[MODEL_ENV] = model_ref
-    uvicorn.run(
-        "mloop.serving.app:create_app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level=level,
+        return
+    # Workers write metrics to files in one folder; /metrics sums them (counters, histograms)
+    # whichever worker answers. A fresh folder per run unless the user chose one.
+    own_dir = None
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        own_dir = tempfile.mkdtemp(prefix="mloop-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = own_dir
+    console.print(
+        f"  metrics of {workers} workers aggregated in {os.environ['PROMETHEUS_MULTIPROC_DIR']}",
+        highlight=False,
     )
+    os.environ[MODEL_ENV] = model_ref
+    try:
+        uvicorn.run(
+            "mloop.serving.app:create_app_from_env",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=level,
+            access_log=access_log,
+        )
+    finally:
+        if own_dir is not None:
+            shutil.rmtree(own_dir, ignore_errors=True)

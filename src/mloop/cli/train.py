@@ -18,18 +18,25 @@ def train(
     name: str | None = typer.Option(
         None, "--name", "-n", help="Registered model name (overrides register.name)."
     ),
+    change: str = typer.Option(
+        "minor",
+        "--change",
+        help="Semantic version bump of the registered version: major, minor or patch.",
+    ),
 ) -> None:
     """Train, evaluate and log a model; register it when the config's criteria pass.
 
-    Example: mloop train --data data/churn.csv --config examples/params.yaml --name churn
+    Example: mloop train --data data/churn.csv --config examples/params.yaml --change patch
     """
     from mloop.data.io import table_format
     from mloop.errors import CriteriaNotMetError, NotFoundError
+    from mloop.governance.semver import check_change
     from mloop.pipeline.config import load_config
     from mloop.pipeline.evaluate import describe_failures
     from mloop.pipeline.train import STEPS
     from mloop.pipeline.train import train as run_training
 
+    change = check_change(change)
     cfg = load_config(config)
     table_format(data)
     if not data.exists():
@@ -42,7 +49,7 @@ def train(
             progress.update(task, description=step, completed=done["n"])
             done["n"] += 1
 
-        result = run_training(data, cfg, name=name, on_step=on_step)
+        result = run_training(data, cfg, name=name, on_step=on_step, change=change)
         progress.update(task, description="done", completed=len(STEPS))
 
     console.print(_metrics_table(result.metrics))

@@ -19,6 +19,7 @@ from sklearn.pipeline import Pipeline
 
 from mloop.data.io import read_table
 from mloop.features.spec import build_preprocessor
+from mloop.monitoring.profile import log_profile, training_profile
 from mloop.pipeline import dataset as ds_mod
 from mloop.pipeline.config import TrainConfig
 from mloop.pipeline.evaluate import (
@@ -70,8 +71,14 @@ def train(
     name: str | None = None,
     settings: Settings | None = None,
     on_step: Callable[[str], None] | None = None,
+    change: str = "minor",
+    actor: str = "local",
 ) -> TrainResult:
-    """Train the configured model on a CSV/Parquet file, log it to MLflow, gate and register."""
+    """Train the configured model on a CSV/Parquet file, log it to MLflow, gate and register.
+
+    `change` (major, minor, patch) sets the registered version's semantic version bump;
+    `actor` is who the registration is recorded for in the audit trail.
+    """
     import mlflow
 
     from mloop.tracking import ensure_experiment
@@ -81,6 +88,9 @@ def train(
     step = on_step or (lambda _name: None)
     model_name = name or config.register.name
     data = Path(data)
+    from mloop.governance.semver import check_change
+
+    change = check_change(change)  # a bad change type fails before training, not after
 
     step("load")
     df = read_table(data)
@@ -131,6 +141,7 @@ def train(
         if importance is not None:
             mlflow.log_dict(importance, "feature_importance.json")
         model_info = _log_model(pipeline, X_train)
+        log_profile(training_profile(pipeline, X_train, X_test, ds.spec))
 
         step("gate")
         criteria = check_criteria(metrics, config.register.criteria)
@@ -144,6 +155,7 @@ def train(
         if passed:
             version = _register(model_info.model_uri, model_name, run_id)
             model_uri = f"models:/{model_name}/{version}"
+            _govern(settings, model_info.model_uri, model_name, version, run_id, change, actor)
             mlflow.set_tag("mloop.registered_version", f"{model_name}/{version}")
 
     return TrainResult(
@@ -267,6 +279,17 @@ def _register(model_uri: str, name: str, run_id: str) -> str:
     client.set_model_version_tag(name, version.version, "mloop.stage", "None")
     client.set_model_version_tag(name, version.version, "mloop.run_id", run_id)
     return str(version.version)
+
+
+def _govern(settings, uri: str, name: str, version: str, run_id: str, change: str, actor: str):
+    """Semantic version and content hash tags, and the audit record of the registration."""
+    import mlflow
+
+    from mloop.governance.enforce import audit_change
+    from mloop.governance.semver import tag_version
+
+    tags = tag_version(mlflow.MlflowClient(), name, version, uri, change)
+    audit_change(settings, actor, "model.register", f"{name}/{version}", run_id=run_id, **tags)
 
 
 def result_summary(result: TrainResult) -> dict[str, object]:

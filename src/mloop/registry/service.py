@@ -123,13 +123,20 @@ class Registry:
         *,
         actor: str = "local",
         reason: str | None = None,
+        approval: int | str | None = None,
     ) -> Transition:
         """Move `version` into `stage`; the version that held Staging/Production is Archived.
 
-        Raises ConflictError when the version already is in `stage` or is not READY.
+        Raises ConflictError when the version already is in `stage` or is not READY, and when
+        the stage's policy requires an approved request (`approval`) or its gates fail.
         """
+        from mloop.governance.enforce import audit_change, check_promotion
+
         stage = parse_stage(stage)
         number = _version_number(version)
+        self._version(name, number)  # unknown model or version: 404 before any policy check
+        ref = f"{name}/{number}"
+        check_promotion(self.settings, name, number, stage, approval, lambda: self.get_version(ref))
         with writer_lock(self.settings.home):
             current = self._version(name, number)
             if str(current.status) != "READY":
@@ -143,7 +150,19 @@ class Registry:
                     f"version {number} of '{name}' is already in {stage.value}",
                     hint=f"see `mloop models show {name}/{number}`",
                 )
-            return self._move(name, number, from_stage, stage, actor, reason)
+            moved = self._move(name, number, from_stage, stage, actor, reason)
+        audit_change(
+            self.settings,
+            actor,
+            "model.promote",
+            f"{name}/{number}",
+            stage=stage.value,
+            from_stage=from_stage.value,
+            archived=moved.archived_version,
+            approval=approval,
+            reason=reason,
+        )
+        return moved
 
     def rollback(
         self,
@@ -199,7 +218,7 @@ class Registry:
                 )
             earlier = self.log.last_into(name, stage, version=target, before_id=entry.id)
             from_stage = stage_of(restored.aliases or [], restored.tags or {})
-            return self._move(
+            back = self._move(
                 name,
                 target,
                 from_stage,
@@ -209,6 +228,18 @@ class Registry:
                 replaced=earlier.replaced_version if earlier else None,
                 archive_reason=f"rolled back: version {target} restored to {stage.value}",
             )
+        from mloop.governance.enforce import audit_change
+
+        audit_change(
+            self.settings,
+            actor,
+            "model.rollback",
+            f"{name}/{target}",
+            stage=stage.value,
+            archived=holder,
+            reason=reason,
+        )
+        return back
 
     @property
     def log(self) -> TransitionLog:

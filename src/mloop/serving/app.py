@@ -16,10 +16,26 @@ from fastapi import FastAPI
 
 from mloop import __version__
 from mloop.errors import ConfigError
+from mloop.jobs.service import JobService
+from mloop.monitoring.service import MonitoringService
+from mloop.security.layer import SecurityLayer
+from mloop.serving.fastpath import ServingApp
 from mloop.serving.handlers import install_handlers
 from mloop.serving.loader import check_reference
 from mloop.serving.metrics import ServingMetrics
-from mloop.serving.routes import predict, status
+from mloop.serving.routes import (
+    alerts,
+    feedback,
+    governance,
+    invocations,
+    models,
+    monitor,
+    predict,
+    status,
+    stream,
+    v2,
+)
+from mloop.serving.routes import jobs as job_routes
 from mloop.serving.runtime import RETRY_SECONDS, ModelRuntime
 from mloop.serving.state import ServingState
 from mloop.settings import Settings, get_settings
@@ -44,6 +60,9 @@ def create_app(
         model_ref = check_reference(model_ref)
     runtime = ModelRuntime(model_ref, settings, retry_interval=retry_interval)
     state = ServingState(settings=settings, runtime=runtime, metrics=ServingMetrics())
+    security = SecurityLayer(settings)  # auth, rate limits, API-call audit
+    jobs = JobService(settings, state)  # async jobs: embedded worker or Celery dispatch
+    monitoring = MonitoringService(state)  # live drift, feedback, alerts, retraining
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -56,24 +75,45 @@ def create_app(
                 log_inputs=settings.log_inputs,
                 on_drop=state.metrics.log_dropped.inc,
             )
+        security.start(_app)
         runtime.start()
+        state.start_serving()  # prediction cache
+        jobs.start()
+        monitoring.start()
         try:
             yield
         finally:
+            jobs.stop()
+            monitoring.stop()
             runtime.stop()
+            await state.stop_serving()  # batchers and prediction cache
             if state.prediction_log is not None:
                 state.prediction_log.close()
+            await security.stop(_app)
 
-    app = FastAPI(
+    app = ServingApp(  # FastAPI, with a fast path for POST /predict (serving.fastpath)
         title="mloop model server",
         description=f"Predictions from {model_ref or 'the configured fallback models'}.",
         version=__version__,
         lifespan=lifespan,
     )
     app.state.mloop = state
+    app.state.mloop_jobs = jobs
+    app.state.mloop_monitoring = monitoring
     install_handlers(app)
+    security.install(app)
     app.include_router(status.router)
     app.include_router(predict.router)
+    app.include_router(governance.router)
+    app.include_router(models.router)
+    app.include_router(stream.router)  # POST /predict/stream (NDJSON)
+    app.include_router(invocations.router)  # POST /invocations (MLflow scoring protocol)
+    app.include_router(v2.router)  # /v2/... (Open Inference Protocol)
+    app.include_router(job_routes.router)
+    app.include_router(monitor.router)
+    app.include_router(feedback.router)
+    app.include_router(alerts.router)
+    app.include_router(__import__("mloop.serving.routes.deployments", fromlist=["x"]).router)
     return app
 
 

@@ -18,6 +18,7 @@ import pandas as pd
 
 from mloop.errors import MloopError, NotFoundError, ValidationError
 from mloop.registry.refs import parse_model_ref
+from mloop.serving.native import proba_function
 from mloop.serving.schema import InputSchema
 from mloop.settings import Settings
 from mloop.tracking import configure_mlflow
@@ -110,15 +111,26 @@ class LoadedModel:
     loaded_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
     _native: Any = field(default=None, repr=False)
     _pyfunc: Any = field(default=None, repr=False)
+    _proba: Any = field(default=None, repr=False)  # native.proba_function(_native)
+    _runner: Any = field(default=None, repr=False)  # a custom predict (e.g. onnxruntime)
+
+    @property
+    def class_names(self) -> list[str]:
+        """Class labels as strings (JSON object keys); empty for models without classes."""
+        return [str(c) for c in self.classes] if self.classes is not None else []
 
     def predict(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:
         """Labels for each row, and class probabilities (rows x classes) when the model has them.
 
         Blocking: call it from a worker thread, not the event loop.
         """
+        if self._runner is not None:
+            return self._runner(frame)
         if self._native is not None:
             if self.classes is not None:
-                probabilities = np.asarray(self._native.predict_proba(frame), dtype=np.float64)
+                if self._proba is None:
+                    self._proba = proba_function(self._native)
+                probabilities = np.asarray(self._proba(frame), dtype=np.float64)
                 labels = self._native.classes_[probabilities.argmax(axis=1)]
                 return labels, probabilities
             return np.asarray(self._native.predict(frame)), None
@@ -146,12 +158,18 @@ def load_model(reference: str, settings: Settings) -> LoadedModel:
     except ValidationError as exc:
         raise ValidationError(f"{resolved.uri}: {exc.message}", hint=exc.hint) from exc
     try:
+        runner = None
         if "sklearn" in info.flavors:
             native = mlflow.sklearn.load_model(resolved.uri)
             classes = getattr(native, "classes_", None)
             if not hasattr(native, "predict_proba"):
                 classes = None
             flavor, pyfunc = "sklearn", None
+        elif "onnx" in info.flavors:
+            from mloop.serving.onnx_runtime import load_onnx
+
+            runner, classes = load_onnx(resolved.uri, info.metadata)
+            native, pyfunc, flavor = None, None, "onnx"
         else:
             native, classes = None, None
             pyfunc = mlflow.pyfunc.load_model(resolved.uri)
@@ -174,6 +192,7 @@ def load_model(reference: str, settings: Settings) -> LoadedModel:
         source=reference,
         _native=native,
         _pyfunc=pyfunc,
+        _runner=runner,
     )
 
 

@@ -7,11 +7,13 @@ files and `render()` aggregates every worker through `MultiProcessCollector`.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
 )
@@ -21,10 +23,12 @@ LATENCY_BUCKETS = (
     0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 )  # fmt: skip
 CONFIDENCE_BUCKETS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
 
 SUCCESS = "success"
 ERROR = "error"
 INVALID = "invalid"
+TIMEOUT = "timeout"
 NO_MODEL = "none"  # the version label while no model is loaded
 
 
@@ -35,6 +39,8 @@ class ServingMetrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry(auto_describe=True)
+        self._counted: dict[tuple[str, str], Any] = {}  # label children, cached
+        self._observed: dict[str, tuple[Any, Any]] = {}
         self.predictions = Counter(
             "model_predictions_total",
             "Predictions answered, per row, by model version and outcome.",
@@ -61,14 +67,80 @@ class ServingMetrics:
             registry=self.registry,
         )
 
+        self.batches = Counter(
+            "mloop_batches_total",
+            "Model calls made by the adaptive batcher.",
+            ["model_version"],
+            registry=self.registry,
+        )
+        self.batch_rows = Histogram(
+            "mloop_batch_size_rows",
+            "Rows per model call (requests coalesced by the adaptive batcher).",
+            ["model_version"],
+            buckets=BATCH_BUCKETS,
+            registry=self.registry,
+        )
+        self.batch_requests = Histogram(
+            "mloop_batch_requests",
+            "Requests coalesced into one model call.",
+            ["model_version"],
+            buckets=BATCH_BUCKETS,
+            registry=self.registry,
+        )
+        self.model_seconds = Histogram(
+            "mloop_model_call_seconds",
+            "Duration of one model call (a whole batch), in its worker thread.",
+            ["model_version"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.queue_wait = Histogram(
+            "mloop_batch_queue_wait_seconds",
+            "Time a request waited in the batcher queue before its model call started.",
+            ["model_version"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.queue_depth = Gauge(
+            "mloop_batch_queue_rows",
+            "Rows waiting in the batcher queue (summed over live workers).",
+            ["model_version"],
+            multiprocess_mode="livesum",
+            registry=self.registry,
+        )
+        self.batch_retries = Counter(
+            "mloop_batch_split_retries_total",
+            "Failed model calls retried request by request so one bad request fails alone.",
+            ["model_version"],
+            registry=self.registry,
+        )
+        self.cache = Counter(
+            "mloop_prediction_cache_total",
+            "Prediction cache lookups per row: hit or miss; error when the cache is down.",
+            ["model_version", "result"],
+            registry=self.registry,
+        )
+
     def count(self, version: str, status: str, rows: int = 1) -> None:
-        self.predictions.labels(model_version=version, status=status).inc(rows)
+        key = (version, status)
+        child = self._counted.get(key)
+        if child is None:  # labels() takes a lock and builds a tuple: once per label pair
+            child = self._counted[key] = self.predictions.labels(
+                model_version=version, status=status
+            )
+        child.inc(rows)
 
     def observe(self, version: str, seconds: float, confidences: list[float] | None) -> None:
         """Record one answered request: its latency and each row's confidence."""
-        self.latency.labels(model_version=version).observe(seconds)
+        pair = self._observed.get(version)
+        if pair is None:
+            pair = self._observed[version] = (
+                self.latency.labels(model_version=version),
+                self.confidence.labels(model_version=version),
+            )
+        pair[0].observe(seconds)
         if confidences:
-            histogram = self.confidence.labels(model_version=version)
+            histogram = pair[1]
             for value in confidences:
                 histogram.observe(value)
 

@@ -1,25 +1,22 @@
 """`POST /predict` and `POST /predict/batch`.
 
-Both parse the body themselves (orjson, column-wise validation against the signature), run the
-blocking model call in a worker thread, answer with a prediction_id per row, and hand the rows
-to the prediction log with one queue put. Metrics count rows: success, invalid (4xx) or error.
+Both parse the body themselves (orjson, column-wise validation against the signature) and go
+through `serving.inference.infer`: prediction cache, then the model's adaptive batcher, which
+coalesces concurrent requests into one model call in a worker thread and hands answered rows to
+the prediction log and listeners. Metrics count rows: success, invalid (4xx), timeout or error.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
-import uuid
-from datetime import UTC, datetime
 from typing import Any
 
-import numpy as np
 from fastapi import APIRouter, Request
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from mloop.errors import MloopError, UserError, ValidationError
-from mloop.monitoring.prediction_log import PredictionBatch
 from mloop.security.access import Role, requires
 from mloop.serving.api_models import (
     ERRORS,
@@ -29,15 +26,21 @@ from mloop.serving.api_models import (
     PredictResponse,
     request_body,
 )
+from mloop.serving.batcher import Answer, DeadlineExceededError
 from mloop.serving.body import parse_object, read_body
-from mloop.serving.handlers import error_response, internal_error_response, json_response
+from mloop.serving.handlers import error_response, json_response
+from mloop.serving.inference import infer, request_timeout
 from mloop.serving.loader import LoadedModel
-from mloop.serving.metrics import ERROR, INVALID, SUCCESS
+from mloop.serving.metrics import ERROR, INVALID, SUCCESS, TIMEOUT
+from mloop.serving.schema import Columns
 from mloop.serving.state import ServingState, serving_state
 
 log = logging.getLogger("mloop.serving")
 
 router = APIRouter(tags=["predict"])
+
+# Which worker process answered (multi-worker metrics tests, debugging a load balancer).
+WORKER_HEADER = {"x-mloop-worker": str(os.getpid())}
 
 
 @router.post(
@@ -49,9 +52,13 @@ router = APIRouter(tags=["predict"])
 )
 async def predict(request: Request) -> Response:
     """Predict one row: `{"features": {name: value}}` or `{"features": [values...]}`."""
+    return await answer_one(request)
+
+
+async def answer_one(request: Request) -> Response:
+    """The `/predict` answer (the route, and the fast path in `serving.fastpath`, call this)."""
     state = serving_state(request)
     started = time.perf_counter()
-    rows: list[Any] = []
     try:
         body = await read_body(request, state.settings.max_body_bytes)
         features = parse_object(body, key="features", columns=_columns(state))
@@ -60,33 +67,34 @@ async def predict(request: Request) -> Response:
                 "'features' must be an object by feature name or an array in signature order"
             )
         rows = [features]
+        timeout = request_timeout(request, state)
         model = state.runtime.require()
-        frame = model.schema.to_frame(rows)
+        part = model.schema.validate(rows)
     except MloopError as exc:
-        return _refused(state, exc, rows=1)
-    answer = await _call_model(state, model, frame, rows=1)
+        return refused(state, exc, rows=1)
+    answer = await run(state, model, part, rows, timeout)
     if isinstance(answer, Response):
         return answer
-    labels, confidence, probabilities = answer
-    prediction_id = str(uuid.uuid4())
     latency = time.perf_counter() - started
+    confidence = answer.confidence
     state.metrics.count(model.version, SUCCESS)
     state.metrics.observe(model.version, latency, confidence)
-    _publish(state, model, frame, [prediction_id], rows, labels, confidence, latency)
+    probabilities = answer.probabilities
     return json_response(
         {
-            "prediction": labels[0],
+            "prediction": answer.labels[0],
             "probability": confidence[0] if confidence is not None else None,
             "probabilities": (
-                dict(zip(map(str, model.classes), probabilities[0].tolist(), strict=True))
+                dict(zip(model.class_names, probabilities[0].tolist(), strict=True))
                 if probabilities is not None and model.classes is not None
                 else None
             ),
             "model_name": model.name,
             "model_version": model.version,
-            "prediction_id": prediction_id,
+            "prediction_id": answer.ids[0],
             "latency_ms": round(latency * 1000, 3),
-        }
+        },
+        headers=WORKER_HEADER,
     )
 
 
@@ -99,6 +107,11 @@ async def predict(request: Request) -> Response:
 )
 async def predict_batch(request: Request) -> Response:
     """Predict many rows: `{"instances": [row, ...]}`, at most MLOOP_MAX_BATCH_ROWS rows."""
+    return await answer_batch(request)
+
+
+async def answer_batch(request: Request) -> Response:
+    """The `/predict/batch` answer (the route and the fast path call this)."""
     state = serving_state(request)
     started = time.perf_counter()
     count = 1
@@ -110,54 +123,61 @@ async def predict_batch(request: Request) -> Response:
         count = max(len(instances), 1)
         if not instances:
             raise ValidationError("'instances' is empty: send at least one row")
-        limit = state.settings.max_batch_rows
-        if len(instances) > limit:
-            raise ValidationError(
-                f"'instances' has {len(instances)} rows, over the limit of {limit}",
-                hint="split the batch or raise MLOOP_MAX_BATCH_ROWS",
-            )
+        check_batch_rows(state, len(instances), "'instances'")
+        timeout = request_timeout(request, state)
         model = state.runtime.require()
-        frame = model.schema.to_frame(instances)
+        part = model.schema.validate(instances)
     except MloopError as exc:
-        return _refused(state, exc, rows=count)
-    answer = await _call_model(state, model, frame, rows=len(instances))
+        return refused(state, exc, rows=count)
+    answer = await run(state, model, part, instances, timeout)
     if isinstance(answer, Response):
         return answer
-    labels, confidence, _ = answer
-    ids = [str(uuid.uuid4()) for _ in instances]
     latency = time.perf_counter() - started
+    confidence = answer.confidence
     state.metrics.count(model.version, SUCCESS, len(instances))
     state.metrics.observe(model.version, latency, confidence)
-    _publish(state, model, frame, ids, instances, labels, confidence, latency)
-    confidences = confidence if confidence is not None else [None] * len(ids)
+    confidences = confidence if confidence is not None else [None] * len(answer.ids)
     return json_response(
         {
             "predictions": [
                 {"prediction": label, "probability": p, "prediction_id": i}
-                for label, p, i in zip(labels, confidences, ids, strict=True)
+                for label, p, i in zip(answer.labels, confidences, answer.ids, strict=True)
             ],
-            "total_count": len(ids),
+            "total_count": len(answer.ids),
             "model_name": model.name,
             "model_version": model.version,
             "total_latency_ms": round(latency * 1000, 3),
-        }
+        },
+        headers=WORKER_HEADER,
     )
 
 
-async def _call_model(
-    state: ServingState, model: LoadedModel, frame: Any, *, rows: int
-) -> tuple[list[Any], list[float] | None, np.ndarray | None] | Response:
-    """Labels, confidence per row and the probability matrix; a 500 response when it fails."""
-    try:
-        labels, probabilities = await run_in_threadpool(model.predict, frame)
-    except Exception as exc:  # the model itself failed: log it, never leak it
-        log.exception("model %s/%s failed on %d rows", model.name, model.version, rows)
-        state.metrics.count(model.version, ERROR, rows)
-        return internal_error_response(
-            f"the model failed on this input ({type(exc).__name__}); see the server log"
+def check_batch_rows(state: ServingState, rows: int, what: str) -> None:
+    """ValidationError when a request holds more than MLOOP_MAX_BATCH_ROWS rows."""
+    limit = state.settings.max_batch_rows
+    if rows > limit:
+        raise ValidationError(
+            f"{what} has {rows} rows, over the limit of {limit}",
+            hint="split the batch or raise MLOOP_MAX_BATCH_ROWS",
         )
-    confidence = probabilities.max(axis=1).tolist() if probabilities is not None else None
-    return labels.tolist(), confidence, probabilities
+
+
+async def run(
+    state: ServingState,
+    model: LoadedModel,
+    part: Columns,
+    rows: list[Any],
+    timeout: float | None,
+) -> Answer | Response:
+    """The answer, or the error response (504 past the deadline, 500 when the model fails)."""
+    try:
+        return await infer(state, model, part, rows, timeout=timeout)
+    except DeadlineExceededError as exc:
+        state.metrics.count(model.version, TIMEOUT, part.rows)
+        return error_response(exc)
+    except MloopError as exc:
+        state.metrics.count(model.version, ERROR, part.rows)
+        return error_response(exc)
 
 
 def _columns(state: ServingState) -> tuple[str, ...] | None:
@@ -165,25 +185,8 @@ def _columns(state: ServingState) -> tuple[str, ...] | None:
     return model.schema.names if model is not None else None
 
 
-def _refused(state: ServingState, exc: MloopError, *, rows: int) -> Response:
+def refused(state: ServingState, exc: MloopError, *, rows: int) -> Response:
     """Count a refused request (invalid input, or error when no model) and answer it."""
     status = INVALID if isinstance(exc, UserError) else ERROR
     state.metrics.count(state.version_label, status, rows)
     return error_response(exc)
-
-
-def _publish(state, model, frame, ids, rows, labels, confidence, latency) -> None:
-    state.publish(
-        PredictionBatch(
-            model_name=model.name,
-            model_version=model.version,
-            created_at=datetime.now(UTC),
-            ids=ids,
-            rows=rows,
-            predictions=labels,
-            probabilities=confidence if confidence is not None else [None] * len(ids),
-            latency_ms=round(latency * 1000, 3),
-            columns=model.schema.names,
-        ),
-        frame,
-    )

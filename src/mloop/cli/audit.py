@@ -1,0 +1,82 @@
+"""`mloop audit verify|export`: check the HMAC chain, export rows as JSON lines."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import typer
+
+from mloop.cli.console import console, err_console
+
+app = typer.Typer(
+    help="The tamper-evident audit trail (HMAC-SHA256 chain in the platform database).\n\n"
+    "Example: mloop audit verify",
+    no_args_is_help=True,
+)
+
+
+def _log():
+    from mloop.governance.audit import audit_log
+    from mloop.settings import get_settings
+
+    return audit_log(get_settings())
+
+
+@app.command("verify")
+def verify(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Recompute the whole chain; name the first modified, deleted or reordered row.
+
+    Exits 10 when the chain is broken. Keep the printed head MAC somewhere else to detect a
+    truncated tail later.
+
+    Example: mloop audit verify
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    log = _log()
+    with Progress(
+        TextColumn("verifying"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=err_console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("verify", total=None)
+        report = log.verify(
+            on_progress=lambda done, total: progress.update(task, completed=done, total=total)
+        )
+    if as_json:
+        typer.echo(json.dumps(report.to_dict()))
+    elif report.ok:
+        console.print(f"[green]ok[/] {report.message}")
+        console.print(f"head MAC {report.head_mac or '(empty chain)'}", highlight=False)
+    else:
+        err_console.print(f"[bold red]broken:[/] {report.message}", highlight=False)
+    if not report.ok:
+        raise typer.Exit(10)
+
+
+@app.command("export")
+def export(
+    since: str | None = typer.Option(
+        None, "--since", help="From this time: ISO date/time (2026-01-31) or age (12h, 7d)."
+    ),
+    action: str | None = typer.Option(None, "--action", help="Only this action (model.promote)."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="JSONL file; stdout when omitted."),
+) -> None:
+    """Write audit rows as JSON lines (seq, time, actor, action, target, detail, MACs).
+
+    Example: mloop audit export --since 7d --out audit.jsonl
+    """
+    from mloop.governance.timeparse import parse_since
+
+    start = parse_since(since) if since else None
+    log = _log()
+    if out is None:
+        log.export(sys.stdout, start, action)
+        return
+    with open(out, "w", encoding="utf-8") as handle:
+        count = log.export(handle, start, action)
+    err_console.print(f"wrote {count} rows to {out}", highlight=False)

@@ -1,0 +1,147 @@
+"""`mloop batch-predict MODEL_REF INPUT OUTPUT`: score files of any size in bounded memory."""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from pathlib import Path
+
+import typer
+from rich.progress import (
+    BarColumn,
+    Progress,
+    ProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
+
+from mloop.cli.console import console, err_console
+
+
+class Engine(StrEnum):
+    local = "local"
+    ray = "ray"
+
+
+class _RowsPerSecond(ProgressColumn):
+    def render(self, task) -> Text:  # type: ignore[override]
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:,.0f} rows/s" if speed else "- rows/s")
+
+
+def batch_predict(
+    model_ref: str = typer.Argument(
+        ..., help="Model: NAME@ALIAS (churn@production), NAME/VERSION or models:/..."
+    ),
+    input_path: Path = typer.Argument(
+        ..., metavar="INPUT", help="A CSV or Parquet file, or a folder of them."
+    ),
+    output: Path = typer.Argument(
+        ...,
+        metavar="OUTPUT",
+        help="out.csv or out.parquet (one file), or a folder (Parquet parts).",
+    ),
+    engine: Engine = typer.Option(Engine.local, "--engine", help="local, or ray (Ray Data)."),
+    chunk_rows: int | None = typer.Option(
+        None, "--chunk-rows", min=1, help="Rows per chunk [MLOOP_BATCH_CHUNK_ROWS]."
+    ),
+    id_column: str | None = typer.Option(
+        None, "--id-column", help="Column copied to the output (default: `id` or `*_id`)."
+    ),
+    restart: bool = typer.Option(
+        False, "--restart", help="Discard finished chunks (or an existing OUTPUT) and start over."
+    ),
+    concurrency: int = typer.Option(
+        2, "--concurrency", min=1, help="Ray actors, each with the model loaded once."
+    ),
+    ray_address: str | None = typer.Option(
+        None, "--ray-address", help="Ray cluster to use (default: RAY_ADDRESS, else local Ray)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Score every row of INPUT and write id, prediction, probability and model version.
+
+    Streams in chunks (memory bounded by --chunk-rows), shows rows/s and time left, and writes
+    rows that fail validation to a rejects file with the reason. Rerun the same command after
+    an interruption: finished chunks are skipped.
+
+    Example: mloop batch-predict churn@production customers.parquet scores.parquet
+    """
+    from mloop.settings import get_settings
+
+    settings = get_settings()
+    progress = Progress(
+        TextColumn("[bold]scoring"),
+        BarColumn(),
+        TextColumn("{task.completed:,.0f}/{task.total:,.0f} rows"),
+        _RowsPerSecond(),
+        TextColumn("elapsed"),
+        TimeElapsedColumn(),
+        TextColumn("left"),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=False,
+        disable=as_json,
+    )
+    task = progress.add_task("scoring", total=0)
+
+    def report(done: int, expected: int) -> None:
+        if not progress.live.is_started:  # shown once scoring starts, not for early errors
+            progress.start()
+        progress.update(task, completed=done, total=expected)
+
+    try:
+        if engine is Engine.ray:
+            from mloop.jobs.ray import ray_batch_predict
+
+            summary = ray_batch_predict(
+                model_ref,
+                input_path,
+                output,
+                settings=settings,
+                chunk_rows=chunk_rows,
+                id_column=id_column,
+                restart=restart,
+                concurrency=concurrency,
+                address=ray_address,
+                progress=report,
+            )
+        else:
+            from mloop.jobs.batch import batch_predict as run
+
+            summary = run(
+                model_ref,
+                input_path,
+                output,
+                settings=settings,
+                chunk_rows=chunk_rows,
+                id_column=id_column,
+                restart=restart,
+                progress=report,
+            )
+        progress.update(task, completed=summary.rows, total=summary.rows)
+    finally:
+        progress.stop()
+    if as_json:
+        typer.echo(json.dumps(summary.to_dict(), indent=2))
+        return
+    console.print(
+        f"[bold]Scored[/] {summary.scored:,} rows with {summary.model} version "
+        f"{summary.model_version} ({summary.engine}) in {summary.seconds:,.1f}s",
+        highlight=False,
+        soft_wrap=True,
+    )
+    console.print(f"  rows read   {summary.rows:,}", highlight=False, soft_wrap=True)
+    console.print(f"  scored      {summary.scored:,}", highlight=False, soft_wrap=True)
+    console.print(f"  rejected    {summary.rejected:,}", highlight=False, soft_wrap=True)
+    if summary.chunks_skipped:
+        console.print(
+            f"  resumed     {summary.chunks_skipped} of {summary.chunks} chunks were already done",
+            highlight=False,
+            soft_wrap=True,
+        )
+    console.print(f"  output      {summary.output}", highlight=False, soft_wrap=True)
+    if summary.rejects:
+        console.print(f"  rejects     {summary.rejects}", highlight=False, soft_wrap=True)

@@ -1,0 +1,1 @@
+"""Governance: promotion policies, gates, approval requests, the audit chain, model cards."""

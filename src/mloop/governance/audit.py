@@ -1,0 +1,310 @@
+"""The audit trail: an append-only table whose rows are chained by HMAC-SHA256.
+
+Each row's MAC covers the previous row's MAC and the row's own content (time, actor, action,
+target, detail), under a server secret (`MLOOP_AUDIT_SECRET`, else `$MLOOP_HOME/audit.key`).
+Appends are serialized by locking the single `audit_head` row (`SELECT ... FOR UPDATE` on
+PostgreSQL, `BEGIN IMMEDIATE` on SQLite), so concurrent writers in several processes still
+build one chain. `verify()` walks the chain and names the first row that was modified, deleted
+or moved; the head row catches rows deleted from the end.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import IO, Any
+
+from sqlalchemy import Connection, select, update
+
+from mloop.errors import ServiceUnavailableError
+from mloop.settings import Settings
+from mloop.store import Database, open_database
+from mloop.store.governance import AuditHeadRow, AuditRow
+
+GENESIS = "0" * 64
+_CHUNK = 2000
+
+
+def now_iso() -> str:
+    """UTC time as fixed-width ISO 8601 (sorts as text, round-trips exactly)."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass
+class AuditEvent:
+    """One thing that happened: who did what to which target, with details."""
+
+    actor: str
+    action: str
+    target: str
+    detail: dict[str, Any] = field(default_factory=dict)
+    created_at: str = field(default_factory=now_iso)
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """The result of checking the chain; `seq`/`kind` name the first broken row."""
+
+    ok: bool
+    rows: int
+    head_mac: str
+    seq: int | None = None
+    kind: str | None = None  # modified | deleted | reordered
+    message: str = "the audit chain is intact"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "rows": self.rows,
+            "head_mac": self.head_mac,
+            "seq": self.seq,
+            "kind": self.kind,
+            "message": self.message,
+        }
+
+
+def _detail_text(detail: dict[str, Any]) -> str:
+    return json.dumps(detail, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def _mac(
+    secret: bytes, prev: str, created_at: str, actor: str, action: str, target: str, detail: str
+) -> str:
+    content = json.dumps([prev, created_at, actor, action, target, detail], separators=(",", ":"))
+    return hmac.new(secret, content.encode(), hashlib.sha256).hexdigest()
+
+
+class AuditLog:
+    """Append to, verify and export one platform database's audit chain."""
+
+    def __init__(self, database: Database, secret: bytes) -> None:
+        self.database = database
+        self._secret = secret
+
+    # ----------------------------------------------------------------------------- writes
+
+    def record(self, actor: str, action: str, target: str, **detail: Any) -> int:
+        """Append one event now; returns its sequence number."""
+        return self.append([AuditEvent(actor, action, target, detail)])[-1]
+
+    def append(self, events: list[AuditEvent]) -> list[int]:
+        """Append events in order, in one transaction holding the chain lock."""
+        if not events:
+            return []
+        try:
+            with self.database.engine.connect() as conn:
+                head = self._lock_head(conn)
+                seq, prev = head.seq, head.mac or GENESIS
+                rows, numbers = [], []
+                for event in events:
+                    seq += 1
+                    detail = _detail_text(event.detail)
+                    target = str(event.target)[:512]
+                    actor = str(event.actor)[:128]
+                    mac = _mac(
+                        self._secret, prev, event.created_at, actor, event.action, target, detail
+                    )
+                    rows.append(
+                        {
+                            "seq": seq,
+                            "created_at": event.created_at,
+                            "actor": actor,
+                            "action": event.action,
+                            "target": target,
+                            "detail": detail,
+                            "prev_mac": prev,
+                            "mac": mac,
+                        }
+                    )
+                    numbers.append(seq)
+                    prev = mac
+                conn.execute(AuditRow.__table__.insert(), rows)
+                conn.execute(
+                    update(AuditHeadRow).where(AuditHeadRow.id == 1).values(seq=seq, mac=prev)
+                )
+                conn.commit()
+        except Exception as exc:
+            raise ServiceUnavailableError(
+                f"cannot write to the audit trail in {self.database.safe_url}: {exc}"
+            ) from exc
+        return numbers
+
+    def _lock_head(self, conn: Connection) -> Any:
+        """Start the transaction holding the chain lock and return the head row."""
+        if self.database.is_sqlite:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            query = select(AuditHeadRow.seq, AuditHeadRow.mac).where(AuditHeadRow.id == 1)
+        else:
+            query = (
+                select(AuditHeadRow.seq, AuditHeadRow.mac)
+                .where(AuditHeadRow.id == 1)
+                .with_for_update()
+            )
+        return conn.execute(query).one()
+
+    # ------------------------------------------------------------------------------ reads
+
+    def head(self) -> tuple[int, str]:
+        with self.database.engine.connect() as conn:
+            row = conn.execute(
+                select(AuditHeadRow.seq, AuditHeadRow.mac).where(AuditHeadRow.id == 1)
+            ).one()
+            return row.seq, row.mac
+
+    def rows(self, since: str | None = None, action: str | None = None) -> Iterator[dict[str, Any]]:
+        """Rows in chain order as dicts (detail parsed), optionally from a time on."""
+        last = 0
+        while True:
+            query = select(AuditRow).where(AuditRow.seq > last).order_by(AuditRow.seq).limit(_CHUNK)
+            if since:
+                query = query.where(AuditRow.created_at >= since)
+            if action:
+                query = query.where(AuditRow.action == action)
+            with self.database.session() as session:
+                chunk = session.scalars(query).all()
+                out = [_row_dict(row) for row in chunk]
+            if not out:
+                return
+            yield from out
+            last = out[-1]["seq"]
+
+    def export(self, out: IO[str], since: str | None = None, action: str | None = None) -> int:
+        """Write rows as JSON lines; returns how many."""
+        count = 0
+        for row in self.rows(since, action):
+            out.write(json.dumps(row, sort_keys=True) + "\n")
+            count += 1
+        return count
+
+    def verify(self, on_progress: Any = None) -> VerifyReport:
+        """Recompute the chain; report the first modified, deleted or reordered row."""
+        head_seq, head_mac = self.head()
+        expected_seq, expected_prev, checked = 1, GENESIS, 0
+        last = 0
+        while True:
+            with self.database.session() as session:
+                chunk = session.scalars(
+                    select(AuditRow).where(AuditRow.seq > last).order_by(AuditRow.seq).limit(_CHUNK)
+                ).all()
+                rows = [
+                    (r.seq, r.created_at, r.actor, r.action, r.target, r.detail, r.prev_mac, r.mac)
+                    for r in chunk
+                ]
+            if not rows:
+                break
+            for seq, created_at, actor, action, target, detail, prev_mac, mac in rows:
+                if seq != expected_seq:
+                    gap = (
+                        f"row {expected_seq} was deleted"
+                        if seq == expected_seq + 1
+                        else f"rows {expected_seq} to {seq - 1} were deleted"
+                    )
+                    return self._broken(
+                        checked,
+                        head_mac,
+                        expected_seq,
+                        "deleted",
+                        f"{gap}: the chain jumps from row {expected_seq - 1} to row {seq}",
+                    )
+                own = _mac(self._secret, prev_mac, created_at, actor, action, target, detail)
+                if not hmac.compare_digest(own, mac):
+                    return self._broken(
+                        checked,
+                        head_mac,
+                        seq,
+                        "modified",
+                        f"row {seq} was modified: its MAC does not match its "
+                        f"content ({action} on {target} by {actor})",
+                    )
+                if prev_mac != expected_prev:
+                    return self._misplaced(checked, head_mac, seq, prev_mac)
+                expected_prev, expected_seq = mac, seq + 1
+                checked += 1
+            last = rows[-1][0]
+            if on_progress is not None:
+                on_progress(checked, head_seq)
+        if head_seq > checked:
+            first = checked + 1
+            which = f"row {first}" if first == head_seq else f"rows {first} to {head_seq}"
+            return self._broken(
+                checked,
+                head_mac,
+                first,
+                "deleted",
+                f"{which} deleted from the end: the chain head records "
+                f"{head_seq} rows, {checked} remain",
+            )
+        if checked and head_mac != expected_prev:
+            return self._broken(
+                checked,
+                head_mac,
+                checked,
+                "modified",
+                f"the chain head does not match row {checked}",
+            )
+        return VerifyReport(
+            True, checked, head_mac, message=f"the audit chain is intact: {checked} rows"
+        )
+
+    def _misplaced(self, checked: int, head_mac: str, seq: int, prev_mac: str) -> VerifyReport:
+        with self.database.session() as session:
+            before = session.scalar(select(AuditRow.seq).where(AuditRow.mac == prev_mac))
+        if before is not None:
+            return self._broken(
+                checked,
+                head_mac,
+                seq,
+                "reordered",
+                f"row {seq} was reordered: it was written right after row "
+                f"{before}, not after row {seq - 1}",
+            )
+        return self._broken(
+            checked,
+            head_mac,
+            seq,
+            "deleted",
+            f"row {seq} does not follow row {seq - 1}: the row written before "
+            "it was deleted and the rows renumbered",
+        )
+
+    @staticmethod
+    def _broken(rows: int, head_mac: str, seq: int, kind: str, message: str) -> VerifyReport:
+        return VerifyReport(False, rows, head_mac, seq, kind, message)
+
+
+def _row_dict(row: AuditRow) -> dict[str, Any]:
+    try:
+        detail = json.loads(row.detail)
+    except ValueError:
+        detail = row.detail
+    return {
+        "seq": row.seq,
+        "created_at": row.created_at,
+        "actor": row.actor,
+        "action": row.action,
+        "target": row.target,
+        "detail": detail,
+        "prev_mac": row.prev_mac,
+        "mac": row.mac,
+    }
+
+
+_logs: dict[str, AuditLog] = {}
+_logs_lock = threading.Lock()
+
+
+def audit_log(settings: Settings) -> AuditLog:
+    """The audit chain of these settings' platform database (one object per URL and secret)."""
+    from mloop.security.secrets import AUDIT_KEY_FILE, server_secret
+
+    secret = server_secret(settings.audit_secret, settings.home, AUDIT_KEY_FILE)
+    key = settings.database_url + "\0" + hashlib.sha256(secret).hexdigest()
+    with _logs_lock:
+        if key not in _logs:
+            _logs[key] = AuditLog(open_database(settings), secret)
+        return _logs[key]

@@ -1,0 +1,90 @@
+"""Semantic version and content hash tags of registered versions.
+
+`mloop.semver` is the previous version's semver (highest among the model's versions) bumped by
+the declared change type: `major` (breaking: new inputs or outputs), `minor` (retrained or
+improved, same interface; the default) or `patch` (a fix that should not change predictions).
+The first version is 1.0.0. `mloop.content_sha256` hashes the model artifact's files (sorted
+paths and bytes), except `MLmodel`, which holds a fresh uuid and timestamp on every log.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+from typing import Any
+
+from mloop.errors import ValidationError
+
+SEMVER_TAG = "mloop.semver"
+CHANGE_TAG = "mloop.change_type"
+CONTENT_TAG = "mloop.content_sha256"
+CHANGE_TYPES = ("major", "minor", "patch")
+_SEMVER = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
+VOLATILE = frozenset({"MLmodel"})
+
+
+def check_change(change: str) -> str:
+    value = (change or "").strip().lower()
+    if value not in CHANGE_TYPES:
+        raise ValidationError(f"unknown change type {change!r}: use {', '.join(CHANGE_TYPES)}")
+    return value
+
+
+def parse_semver(text: str | None) -> tuple[int, int, int] | None:
+    match = _SEMVER.match(text or "")
+    return tuple(int(part) for part in match.groups()) if match else None  # type: ignore[return-value]
+
+
+def bump(previous: tuple[int, int, int] | None, change: str) -> str:
+    """The next semver after `previous` for a change of type `change`."""
+    change = check_change(change)
+    if previous is None:
+        return "1.0.0"
+    major, minor, patch = previous
+    if change == "major":
+        return f"{major + 1}.0.0"
+    if change == "minor":
+        return f"{major}.{minor + 1}.0"
+    return f"{major}.{minor}.{patch + 1}"
+
+
+def content_sha256(folder: str | Path) -> str:
+    """sha256 over the artifact folder's files: relative path, NUL, bytes, for each in order."""
+    root = Path(folder)
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        relative = path.relative_to(root).as_posix()
+        if relative in VOLATILE:
+            continue
+        digest.update(relative.encode() + b"\0")
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def tag_version(
+    client: Any, name: str, version: str, model_uri: str, change: str
+) -> dict[str, str]:
+    """Set the semver, change type and content hash tags of a new version; return them."""
+    import tempfile
+
+    import mlflow
+
+    change = check_change(change)
+    previous = None
+    for other in client.search_model_versions(f"name='{name}'"):
+        if str(other.version) == str(version):
+            continue
+        parsed = parse_semver((other.tags or {}).get(SEMVER_TAG))
+        if parsed is not None and (previous is None or parsed > previous):
+            previous = parsed
+    with tempfile.TemporaryDirectory() as tmp:
+        local = mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=tmp)
+        content = content_sha256(local)
+    tags = {SEMVER_TAG: bump(previous, change), CHANGE_TAG: change, CONTENT_TAG: content}
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, value)
+    return tags

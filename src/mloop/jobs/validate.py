@@ -1,0 +1,190 @@
+"""Validate a whole chunk of a data file against a model's input schema, column by column.
+
+`InputSchema.to_frame` (serving) refuses a request at its first bad row; a batch file instead
+keeps its good rows and sets the bad ones aside with a reason. Every check here is one numpy or
+pandas operation over the column; per-row Python work happens only to word the reasons of rows
+that failed. The result has the same columns and dtypes as `InputSchema.to_frame` gives.
+
+Values come typed (Parquet, or CSV read with the schema's types) or as strings (a CSV column
+holding a value that did not parse), so every check accepts both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mloop.errors import ValidationError
+from mloop.serving.schema import Feature, InputSchema
+
+# MLflow column type -> (kind, numpy dtype); kept here so serving internals can change freely.
+_KINDS: dict[str, tuple[str, Any]] = {
+    "double": ("number", np.float64),
+    "float": ("number", np.float32),
+    "long": ("integer", np.int64),
+    "integer": ("integer", np.int32),
+    "string": ("string", None),
+    "boolean": ("boolean", np.bool_),
+    "datetime": ("datetime", None),
+}
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+_INT_BOUNDS = {np.int64: (-(2**63), 2**63 - 1), np.int32: (-(2**31), 2**31 - 1)}
+
+_TRUE = frozenset({"true", "1", "t", "yes", "y"})
+_FALSE = frozenset({"false", "0", "f", "no", "n"})
+
+
+@dataclass
+class CheckedChunk:
+    """The rows that passed (as the model's frame), and which rows failed and why."""
+
+    frame: pd.DataFrame
+    good: np.ndarray  # bool per input row
+    reasons: np.ndarray  # object per input row: None for good rows
+
+    @property
+    def rejected(self) -> int:
+        return int((~self.good).sum())
+
+
+def missing_columns(schema: InputSchema, columns: list[str]) -> None:
+    """ValidationError when the data lacks features of the model (checked once per file)."""
+    missing = [name for name in schema.names if name not in columns]
+    if missing:
+        raise ValidationError(
+            f"the input has no column for feature {', '.join(repr(m) for m in missing)}",
+            hint=f"the model takes: {', '.join(schema.names)}",
+        )
+
+
+def check_chunk(schema: InputSchema, data: pd.DataFrame) -> CheckedChunk:
+    """Validate every feature column of `data`; rows failing any check are rejected."""
+    missing_columns(schema, list(data.columns))
+    rows = len(data)
+    bad = np.zeros(rows, dtype=bool)
+    reasons = np.full(rows, None, dtype=object)
+    converted: dict[str, Any] = {}
+    for feature in schema.features:
+        values, problems = _convert(feature, data[feature.name])
+        for mask, reason in problems:
+            new = mask & ~bad
+            if new.any():
+                reasons[new] = reason(new) if callable(reason) else reason
+                bad |= new
+        converted[feature.name] = values
+    good = ~bad
+    if bad.any():
+        converted = {name: _take(values, good) for name, values in converted.items()}
+    frame = pd.DataFrame(converted, columns=list(schema.names))
+    return CheckedChunk(frame, good, reasons)
+
+
+def _take(values: Any, mask: np.ndarray) -> Any:
+    if isinstance(values, pd.Series):
+        return values[mask].reset_index(drop=True)
+    return values[mask]
+
+
+def _convert(feature: Feature, column: pd.Series):
+    """(converted values, [(row mask, reason or reason-maker), ...]) for one feature."""
+    kind, dtype = _KINDS[feature.type]
+    null = column.isna().to_numpy()
+    problems: list[tuple[np.ndarray, Any]] = []
+    if feature.required and null.any():
+        problems.append((null, f"feature {feature.name!r} is required"))
+    name = feature.name
+    if kind in ("number", "integer"):
+        numbers = _numeric(column)
+        unparsed = np.isnan(numbers) & ~null
+        if unparsed.any():
+            expects = "a number" if kind == "number" else "an integer"
+            problems.append((unparsed, _got(column, f"feature {name!r} expects {expects}")))
+        infinite = np.isinf(numbers)
+        if infinite.any():
+            problems.append((infinite, _got(column, f"feature {name!r} is not finite")))
+        finite = np.isfinite(numbers)
+        if kind == "number":
+            if dtype is np.float32:
+                over = finite & (np.abs(np.where(finite, numbers, 0.0)) > _FLOAT32_MAX)
+                if over.any():
+                    problems.append((over, f"feature {name!r} is out of range for float"))
+                return numbers.astype(np.float32), problems
+            return numbers, problems
+        safe = np.where(finite, numbers, 0.0)
+        fraction = finite & (np.floor(safe) != safe)
+        if fraction.any():
+            problems.append((fraction, _got(column, f"feature {name!r} expects an integer")))
+        low, high = _INT_BOUNDS[dtype]
+        out = finite & ((safe < low) | (safe > high))
+        if out.any():
+            problems.append((out, f"feature {name!r} is out of range for {feature.type}"))
+        if null.any():
+            return numbers, problems  # an optional integer with nulls widens to float64
+        if pd.api.types.is_integer_dtype(column.dtype):
+            return column.to_numpy(dtype=dtype), problems
+        return np.where(finite, safe, 0).astype(dtype), problems
+    if kind == "boolean":
+        return _booleans(feature, column, null, problems)
+    if kind == "string":
+        if pd.api.types.is_string_dtype(column.dtype) and not pd.api.types.is_object_dtype(
+            column.dtype
+        ):
+            return column.reset_index(drop=True).array, problems
+        return pd.array(column.astype("str").to_numpy(), dtype="str"), problems
+    # datetime
+    if pd.api.types.is_datetime64_any_dtype(column.dtype):
+        return pd.DatetimeIndex(column), problems
+    parsed = pd.to_datetime(column.astype("str"), errors="coerce", format="ISO8601")
+    unparsed = parsed.isna().to_numpy() & ~null
+    if unparsed.any():
+        problems.append(
+            (unparsed, _got(column, f"feature {name!r} expects an ISO 8601 date string"))
+        )
+    return pd.DatetimeIndex(parsed), problems
+
+
+def _numeric(column: pd.Series) -> np.ndarray:
+    """float64 values; NaN where null or not a number (booleans are not numbers)."""
+    if pd.api.types.is_bool_dtype(column.dtype):
+        return np.full(len(column), np.nan)
+    if pd.api.types.is_numeric_dtype(column.dtype):
+        return column.to_numpy(dtype=np.float64, na_value=np.nan)
+    values = column.to_numpy(dtype=object)
+    is_bool = np.fromiter((isinstance(v, bool) for v in values), bool, len(values))
+    numbers = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    if is_bool.any():
+        numbers[is_bool] = np.nan
+    return numbers
+
+
+def _booleans(feature: Feature, column: pd.Series, null: np.ndarray, problems: list):
+    if pd.api.types.is_bool_dtype(column.dtype) and not null.any():
+        return column.to_numpy(dtype=np.bool_), problems
+    text = column.astype("str").str.strip().str.lower()
+    truthy = text.isin(_TRUE).to_numpy()
+    falsy = text.isin(_FALSE).to_numpy()
+    unparsed = ~(truthy | falsy) & ~null
+    if unparsed.any():
+        problems.append((unparsed, _got(column, f"feature {feature.name!r} expects a boolean")))
+    if null.any():
+        values = pd.array(np.where(null, None, truthy).tolist(), dtype="boolean")
+        return values, problems
+    return truthy, problems
+
+
+def _got(column: pd.Series, message: str):
+    """A reason-maker naming each failing row's value (only called for the failing rows)."""
+
+    def reasons(mask: np.ndarray) -> np.ndarray:
+        values = column.to_numpy(dtype=object)[mask]
+        return np.array([f"{message}, got {_show(v)}" for v in values], dtype=object)
+
+    return reasons
+
+
+def _show(value: Any) -> str:
+    text = repr(value.item() if isinstance(value, np.generic) else value)
+    return text if len(text) <= 40 else text[:37] + "..."

@@ -1,0 +1,44 @@
+"""Serve an ONNX model (from `mloop optimize`) with onnxruntime.
+
+The graph takes the validated frame's columns (floats with NaN for missing, strings with ""
+for missing) and answers `label` and `probabilities`, as the scikit-learn path does. One
+intra-op thread per session: the server gets its parallelism from workers and batching.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+
+from mloop.errors import require
+
+
+def load_onnx(uri: str, metadata: dict[str, Any] | None) -> tuple[Any, list[Any] | None]:
+    """(runner(frame) -> (labels, probabilities), classes) for the ONNX model at `uri`."""
+    ort = require("onnxruntime", "onnx")
+    import mlflow.onnx
+
+    from mloop.optimize.convert import feeds
+
+    proto = mlflow.onnx.load_model(uri)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(
+        proto.SerializeToString(), options, providers=["CPUExecutionProvider"]
+    )
+    inputs = session.get_inputs()
+    classes = json.loads((metadata or {}).get("mloop.classes", "null")) or None
+    ordered = np.asarray(classes if classes is not None else [])
+
+    def run(frame: Any) -> tuple[np.ndarray, np.ndarray | None]:
+        outputs = session.run(None, feeds(inputs, frame))
+        if len(outputs) > 1 and classes is not None:
+            probabilities = np.asarray(outputs[1], dtype=np.float64)
+            # Labels as the scikit-learn path picks them: the first most probable class.
+            return ordered[probabilities.argmax(axis=1)], probabilities
+        return np.asarray(outputs[0]).reshape(-1), None
+
+    return run, classes

@@ -1,0 +1,147 @@
+"""Approvals and the audit trail over REST; the caller is the authenticated identity.
+
+POST /approvals                     submit (gates run now; failing gates answer 422)
+GET  /approvals[?status=&model=]    list
+GET  /approvals/{id}                show
+POST /approvals/{id}/approve        approve (the last required approval promotes)
+POST /approvals/{id}/reject         reject with a reason (closes the request)
+GET  /audit/verify                  check the chain; names the first broken row
+GET  /audit/export[?since=&action=] JSON lines
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from mloop.errors import AuthenticationError
+from mloop.security.access import Role, requires
+from mloop.security.auth import caller
+from mloop.serving.handlers import json_response
+from mloop.serving.state import serving_state
+
+router = APIRouter(tags=["governance"])
+
+
+class SubmitBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(..., min_length=1, description="Registered model name.")
+    version: str = Field(..., min_length=1, description="Version number.")
+    stage: str = Field(..., description="Target stage: Staging, Production or Archived.")
+    comment: str | None = None
+
+
+class ApproveBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    comment: str | None = None
+
+
+class RejectBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(..., min_length=1)
+
+
+def _service(request: Request):
+    from mloop.governance.approvals import ApprovalService
+
+    return ApprovalService(serving_state(request).settings)
+
+
+def _actor(request: Request) -> str:
+    name = caller(request)
+    if name is None:
+        raise AuthenticationError(
+            "approvals need an authenticated identity, and this server runs with auth off",
+            hint="start the server with MLOOP_AUTH=on and send an API key or token",
+        )
+    return name
+
+
+@router.post("/approvals", status_code=201, dependencies=[requires(Role.DATA_SCIENTIST)])
+async def submit(request: Request, body: SubmitBody) -> Response:
+    """Submit a version for promotion; gates run now, from recorded data only."""
+    actor = _actor(request)
+    service = _service(request)
+    made = await run_in_threadpool(
+        service.submit,
+        body.model,
+        body.version,
+        body.stage,
+        requester=actor,
+        comment=body.comment,
+    )
+    return json_response(made.to_dict(), 201)
+
+
+@router.get("/approvals", dependencies=[requires(Role.VIEWER)])
+async def list_requests(
+    request: Request, status: str | None = None, model: str | None = None
+) -> Response:
+    """Approval requests, oldest first, optionally by status and model."""
+    found = await run_in_threadpool(_service(request).list, status, model)
+    return json_response([r.to_dict() for r in found])
+
+
+@router.get("/approvals/{request_id}", dependencies=[requires(Role.VIEWER)])
+async def show(request: Request, request_id: str) -> Response:
+    """One request with its gates and actions."""
+    return json_response((await run_in_threadpool(_service(request).get, request_id)).to_dict())
+
+
+@router.post("/approvals/{request_id}/approve", dependencies=[requires(Role.VIEWER)])
+async def approve(request: Request, request_id: str, body: ApproveBody | None = None) -> Response:
+    """Approve as the caller, filling one required role the caller holds (checked here)."""
+    actor = _actor(request)
+    done = await run_in_threadpool(
+        _service(request).approve, request_id, actor=actor, comment=body.comment if body else None
+    )
+    await _hot_swap(request, done)
+    return json_response(done.to_dict())
+
+
+@router.post("/approvals/{request_id}/reject", dependencies=[requires(Role.VIEWER)])
+async def reject(request: Request, request_id: str, body: RejectBody) -> Response:
+    """Reject as the caller (who must hold one of the required roles); closes the request."""
+    actor = _actor(request)
+    done = await run_in_threadpool(
+        _service(request).reject, request_id, actor=actor, reason=body.reason
+    )
+    return json_response(done.to_dict())
+
+
+@router.get("/audit/verify", dependencies=[requires(Role.COMPLIANCE)])
+async def verify(request: Request) -> Response:
+    """Verify the audit chain: `ok`, rows checked, and the first broken row if any."""
+    from mloop.governance.audit import audit_log
+
+    log = audit_log(serving_state(request).settings)
+    report = await run_in_threadpool(log.verify)
+    return json_response(report.to_dict())
+
+
+@router.get("/audit/export", dependencies=[requires(Role.COMPLIANCE)])
+async def export(request: Request, since: str | None = None, action: str | None = None) -> Response:
+    """Audit rows as JSON lines (`application/x-ndjson`), from `since` (ISO 8601) on."""
+    import io
+
+    from mloop.governance.audit import audit_log
+    from mloop.governance.timeparse import parse_since
+
+    start = parse_since(since) if since else None
+    log = audit_log(serving_state(request).settings)
+    buffer = io.StringIO()
+    await run_in_threadpool(log.export, buffer, start, action)
+    return Response(buffer.getvalue(), media_type="application/x-ndjson")
+
+
+async def _hot_swap(request: Request, done) -> None:
+    """Reload this server's model when a promotion moved the alias it serves."""
+    from mloop.serving.routes.models import reload_if_serving
+
+    if done.status == "promoted":
+        await reload_if_serving(request, done.model_name, done.stage)

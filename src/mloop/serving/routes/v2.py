@@ -1,0 +1,353 @@
+"""The Open Inference Protocol (KServe V2) over REST, so V2 clients (tritonclient, KServe)
+talk to mloop unchanged.
+
+One input tensor per model column, named as the column, of shape `[n]` or `[n, 1]`:
+FP64/FP32 for double/float columns (NaN is a missing value), INT64/INT32 for integer columns,
+BOOL for booleans, BYTES (UTF-8) for strings and dates. Outputs: `label` `[n]`,
+`probabilities` `[n, classes]` FP64 (classifiers) and `prediction_id` `[n]` BYTES. Inputs may
+be JSON `data` or the binary tensor extension (`Inference-Header-Content-Length`), as
+tritonclient sends by default. Errors are `{"error": "..."}` as the protocol asks.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from mloop import __version__
+from mloop.errors import MloopError, NotFoundError, UserError, ValidationError
+from mloop.security.access import Role, requires
+from mloop.serving.batcher import DeadlineExceededError
+from mloop.serving.body import parse_json, read_body
+from mloop.serving.handlers import json_response
+from mloop.serving.inference import infer, request_timeout
+from mloop.serving.loader import LoadedModel
+from mloop.serving.metrics import ERROR, INVALID, SUCCESS, TIMEOUT
+from mloop.serving.routes.predict import WORKER_HEADER, check_batch_rows
+from mloop.serving.state import ServingState, serving_state
+
+router = APIRouter(prefix="/v2", tags=["open inference protocol (v2)"])
+
+HEADER_LENGTH = "inference-header-content-length"
+
+# Signature type -> V2 datatype of its input tensor.
+DATATYPES = {
+    "double": "FP64",
+    "float": "FP32",
+    "long": "INT64",
+    "integer": "INT32",
+    "boolean": "BOOL",
+    "string": "BYTES",
+    "datetime": "BYTES",
+}
+_NUMPY = {
+    "BOOL": np.bool_,
+    "INT8": np.int8,
+    "INT16": np.int16,
+    "INT32": np.int32,
+    "INT64": np.int64,
+    "UINT8": np.uint8,
+    "UINT16": np.uint16,
+    "UINT32": np.uint32,
+    "UINT64": np.uint64,
+    "FP16": np.float16,
+    "FP32": np.float32,
+    "FP64": np.float64,
+}
+
+
+@router.get("/health/live", dependencies=[requires(Role.PUBLIC)])
+async def live() -> Response:
+    """Server liveness (200 while the process runs)."""
+    return json_response({"live": True})
+
+
+@router.get("/health/ready", dependencies=[requires(Role.PUBLIC)])
+async def ready(request: Request) -> Response:
+    """Server readiness: 200 once the model serves, 503 before."""
+    ok = serving_state(request).runtime.ready
+    return json_response({"ready": ok}, 200 if ok else 503)
+
+
+@router.get("", dependencies=[requires(Role.PUBLIC)])
+async def server_metadata() -> Response:
+    """Server name, version and protocol extensions."""
+    return json_response(
+        {"name": "mloop", "version": __version__, "extensions": ["binary_tensor_data"]}
+    )
+
+
+@router.get("/models/{name}", dependencies=[requires(Role.VIEWER)])
+@router.get("/models/{name}/versions/{version}", dependencies=[requires(Role.VIEWER)])
+async def model_metadata(request: Request, name: str, version: str | None = None) -> Response:
+    """The model's inputs (one per column) and outputs."""
+    try:
+        model = _model(serving_state(request), name, version)
+    except MloopError as exc:
+        return v2_error(exc)
+    inputs = [
+        {"name": f.name, "datatype": DATATYPES[f.type], "shape": [-1]}
+        for f in model.schema.features
+    ]
+    outputs = [{"name": "label", "datatype": _label_type(model), "shape": [-1]}]
+    if model.classes is not None:
+        outputs.append(
+            {"name": "probabilities", "datatype": "FP64", "shape": [-1, len(model.classes)]}
+        )
+    outputs.append({"name": "prediction_id", "datatype": "BYTES", "shape": [-1]})
+    return json_response(
+        {
+            "name": model.name,
+            "versions": [model.version],
+            "platform": f"mloop_{model.flavor}",
+            "inputs": inputs,
+            "outputs": outputs,
+            "parameters": {"classes": ",".join(model.class_names)},
+        }
+    )
+
+
+@router.get("/models/{name}/ready", dependencies=[requires(Role.PUBLIC)])
+@router.get("/models/{name}/versions/{version}/ready", dependencies=[requires(Role.PUBLIC)])
+async def model_ready(request: Request, name: str, version: str | None = None) -> Response:
+    """200 when this model (and version) serves here; 404 for another; 503 while loading."""
+    try:
+        _model(serving_state(request), name, version)
+    except MloopError as exc:
+        return v2_error(exc)
+    return json_response({"name": name, "ready": True})
+
+
+@router.post("/models/{name}/infer", dependencies=[requires(Role.PREDICTOR)])
+@router.post("/models/{name}/versions/{version}/infer", dependencies=[requires(Role.PREDICTOR)])
+async def infer_v2(request: Request, name: str, version: str | None = None) -> Response:
+    """Inference on V2 tensors: one input per column, JSON or binary data."""
+    state = serving_state(request)
+    count = 1
+    try:
+        body = await read_body(request, state.settings.max_body_bytes)
+        timeout = request_timeout(request, state)
+        model = _model(state, name, version)
+        document, inputs = _parse(body, request.headers.get(HEADER_LENGTH))
+        rows = _rows(model, inputs)
+        count = max(len(rows), 1)
+        check_batch_rows(state, len(rows), "the request")
+        wanted = _requested_outputs(document, model)
+        part = model.schema.validate(rows)
+    except MloopError as exc:
+        status = INVALID if isinstance(exc, UserError) else ERROR
+        state.metrics.count(state.version_label, status, count)
+        return v2_error(exc)
+    try:
+        answer = await infer(state, model, part, rows, timeout=timeout)
+    except MloopError as exc:
+        status = TIMEOUT if isinstance(exc, DeadlineExceededError) else ERROR
+        state.metrics.count(model.version, status, part.rows)
+        return v2_error(exc)
+    state.metrics.count(model.version, SUCCESS, part.rows)
+    n = len(answer.labels)
+    outputs = []
+    if "label" in wanted:
+        outputs.append(
+            {"name": "label", "datatype": _label_type(model), "shape": [n], "data": answer.labels}
+        )
+    if "probabilities" in wanted and answer.probabilities is not None:
+        matrix = answer.probabilities
+        outputs.append(
+            {
+                "name": "probabilities",
+                "datatype": "FP64",
+                "shape": list(matrix.shape),
+                "data": matrix.reshape(-1),
+            }
+        )
+    if "prediction_id" in wanted:
+        outputs.append(
+            {"name": "prediction_id", "datatype": "BYTES", "shape": [n], "data": answer.ids}
+        )
+    response = {"model_name": model.name, "model_version": model.version, "outputs": outputs}
+    if isinstance(document.get("id"), str):
+        response["id"] = document["id"]
+    return json_response(response, headers=WORKER_HEADER)
+
+
+def v2_error(exc: MloopError) -> Response:
+    """`{"error": message}` with mloop's status code (the protocol's error shape)."""
+    text = exc.message if not exc.hint else f"{exc.message} (hint: {exc.hint})"
+    return json_response({"error": text}, exc.http_status)
+
+
+def _model(state: ServingState, name: str, version: str | None) -> LoadedModel:
+    model = state.runtime.require()
+    if name != model.name:
+        raise NotFoundError(
+            f"model {name!r} is not served here (this server serves {model.name!r})"
+        )
+    if version is not None and version != model.version:
+        raise NotFoundError(
+            f"version {version!r} of {name!r} is not served here (this server serves "
+            f"version {model.version})"
+        )
+    return model
+
+
+def _label_type(model: LoadedModel) -> str:
+    classes = model.classes or []
+    if classes and all(isinstance(c, bool) for c in classes):
+        return "BOOL"
+    if classes and all(isinstance(c, int) and not isinstance(c, bool) for c in classes):
+        return "INT64"
+    if classes and all(isinstance(c, str) for c in classes):
+        return "BYTES"
+    return "FP64" if model.classes is None else "BYTES"
+
+
+def _parse(body: bytes, header_length: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The request's JSON header and its inputs as name -> flat numpy/list values."""
+    binary = b""
+    if header_length is not None:
+        if not header_length.isdigit() or int(header_length) > len(body):
+            raise ValidationError(
+                f"header Inference-Header-Content-Length is {header_length!r}, but the body "
+                f"has {len(body)} bytes"
+            )
+        split = int(header_length)
+        body, binary = body[:split], body[split:]
+    document, _ = parse_json(body)  # NaN tokens allowed: a missing value in an FP tensor
+    if not isinstance(document, dict) or not isinstance(document.get("inputs"), list):
+        raise ValidationError("the request must be a JSON object with an 'inputs' list")
+    offset = 0
+    inputs: dict[str, Any] = {}
+    for tensor in document["inputs"]:
+        if not isinstance(tensor, dict) or not isinstance(tensor.get("name"), str):
+            raise ValidationError("every input needs a 'name', 'shape', 'datatype' and data")
+        name = tensor["name"]
+        datatype = tensor.get("datatype")
+        shape = tensor.get("shape")
+        if datatype not in _NUMPY and datatype != "BYTES":
+            raise ValidationError(f"input {name!r}: unknown datatype {datatype!r}")
+        if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
+            raise ValidationError(f"input {name!r}: 'shape' must be a list of sizes")
+        if len(shape) == 0 or len(shape) > 2 or (len(shape) == 2 and shape[1] != 1):
+            raise ValidationError(
+                f"input {name!r}: shape {shape} is not one column; send shape [n] or [n, 1]"
+            )
+        size = (tensor.get("parameters") or {}).get("binary_data_size")
+        if size is not None:
+            if not isinstance(size, int) or size < 0 or offset + size > len(binary):
+                raise ValidationError(
+                    f"input {name!r}: binary_data_size {size!r} overruns the body"
+                )
+            values = _from_binary(name, datatype, binary[offset : offset + size])
+            offset += size
+        elif "data" in tensor:
+            values = _from_json(name, datatype, tensor["data"])
+        else:
+            raise ValidationError(f"input {name!r} has no 'data'")
+        if len(values) != shape[0]:
+            raise ValidationError(
+                f"input {name!r}: shape {shape} says {shape[0]} values, got {len(values)}"
+            )
+        if name in inputs:
+            raise ValidationError(f"input {name!r} is given twice")
+        inputs[name] = values
+    return document, inputs
+
+
+def _from_binary(name: str, datatype: str, raw: bytes) -> list[Any]:
+    if datatype == "BYTES":
+        out, i = [], 0
+        while i < len(raw):
+            if i + 4 > len(raw):
+                raise ValidationError(f"input {name!r}: truncated BYTES element")
+            (length,) = struct.unpack_from("<I", raw, i)
+            i += 4
+            if i + length > len(raw):
+                raise ValidationError(f"input {name!r}: truncated BYTES element")
+            out.append(_text(name, raw[i : i + length]))
+            i += length
+        return out
+    dtype = np.dtype(_NUMPY[datatype])
+    if len(raw) % dtype.itemsize:
+        raise ValidationError(
+            f"input {name!r}: {len(raw)} bytes is not a whole number of {datatype}"
+        )
+    return _plain(np.frombuffer(raw, dtype=dtype))
+
+
+def _from_json(name: str, datatype: str, data: Any) -> list[Any]:
+    flat = _flatten(data)
+    if datatype == "BYTES":
+        return [_text(name, v.encode()) if isinstance(v, str) else v for v in flat]
+    if datatype == "BOOL":
+        return flat
+    return [math.nan if v is None else v for v in flat] if datatype.startswith("FP") else flat
+
+
+def _flatten(data: Any) -> list[Any]:
+    if not isinstance(data, list):
+        return [data]
+    if data and isinstance(data[0], list):
+        return [v for row in data for v in _flatten(row)]
+    return data
+
+
+def _text(name: str, raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValidationError(f"input {name!r}: a BYTES element is not UTF-8 text") from None
+
+
+def _plain(array: np.ndarray) -> list[Any]:
+    return array.tolist()
+
+
+def _rows(model: LoadedModel, inputs: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    """Columns -> row dicts; NaN in a float tensor is a missing value (null)."""
+    schema = model.schema
+    missing = [n for n in schema.names if n not in inputs]
+    unknown = [n for n in inputs if n not in schema.names_set]
+    if missing or unknown:
+        problems = []
+        if missing:
+            problems.append(f"missing input {', '.join(repr(m) for m in missing)}")
+        if unknown:
+            problems.append(f"unknown input {', '.join(repr(u) for u in unknown)}")
+        raise ValidationError(
+            "; ".join(problems), hint=f"one input per column: {', '.join(schema.names)}"
+        )
+    lengths = {len(v) for v in inputs.values()}
+    if len(lengths) != 1:
+        raise ValidationError("every input must hold the same number of rows")
+    if lengths == {0}:
+        raise ValidationError("the inputs hold no rows")
+    columns = [
+        [None if isinstance(v, float) and math.isnan(v) else v for v in inputs[name]]
+        for name in schema.names
+    ]
+    return [dict(zip(schema.names, values, strict=True)) for values in zip(*columns, strict=True)]
+
+
+def _requested_outputs(document: dict[str, Any], model: LoadedModel) -> set[str]:
+    available = {"label", "prediction_id"} | (
+        {"probabilities"} if model.classes is not None else set()
+    )
+    asked = document.get("outputs")
+    if asked is None:
+        return available
+    if not isinstance(asked, list) or not all(isinstance(o, dict) and "name" in o for o in asked):
+        raise ValidationError("'outputs' must be a list of {\"name\": ...} objects")
+    names = {o["name"] for o in asked}
+    unknown = names - available
+    if unknown:
+        raise ValidationError(
+            f"unknown output {', '.join(sorted(map(repr, unknown)))}; "
+            f"available: {', '.join(sorted(available))}"
+        )
+    return names

@@ -1,0 +1,28 @@
+"""Security fixtures: a small registered model and identities with keys, on one MLOOP_HOME."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "serving"))
+sys.path.insert(0, str(Path(__file__).parents[1] / "governance"))
+
+import govkit  # noqa: E402
+import modelkit  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def secured(tmp_path_factory: pytest.TempPathFactory):
+    """(home, keys by identity): `churn@production` registered, people added with keys."""
+    home = tmp_path_factory.mktemp("secured") / "home"
+    settings = govkit.settings_at(home)
+    modelkit.train_and_register(settings)
+    keys = govkit.add_people(settings)
+    yield home, keys
+    import mlflow
+
+    mlflow.set_tracking_uri(None)
+    mlflow.set_registry_uri(None)

@@ -1,0 +1,56 @@
+"""The native scikit-learn path gives exactly what MLflow's pyfunc path gives."""
+
+from __future__ import annotations
+
+import warnings
+
+import mlflow
+import modelkit
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+
+from mloop.serving.loader import load_model
+from mloop.serving.native import is_fast, proba_function
+
+
+def test_served_model_matches_the_pyfunc_path_bit_for_bit(trained):
+    model = load_model("churn/1", trained.settings)
+    frame = model.schema.to_frame(modelkit.json_rows(trained.frame))
+    labels, probabilities = model.predict(frame)
+    pyfunc = mlflow.pyfunc.load_model("models:/churn/1")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected_labels = np.asarray(pyfunc.predict(frame))
+    reloaded = mlflow.sklearn.load_model("models:/churn/1")  # what the pyfunc wraps
+    assert labels.tolist() == expected_labels.tolist()
+    assert np.array_equal(probabilities, reloaded.predict_proba(frame))
+    assert is_fast(trained.pipeline)
+
+
+@pytest.mark.parametrize("cls", [RandomForestClassifier, ExtraTreesClassifier])
+@pytest.mark.parametrize("rows", [1, 7, 300])
+def test_forest_probabilities_are_identical(cls, rows):
+    rng = np.random.default_rng(3)
+    X = pd.DataFrame(rng.normal(size=(400, 6)), columns=[f"f{i}" for i in range(6)])
+    X.iloc[::17, 2] = np.nan  # trees learn where missing values go
+    y = rng.integers(0, 3, 400)
+    forest = cls(n_estimators=15, random_state=0).fit(X, y)
+    fast = proba_function(forest)
+    assert np.array_equal(fast(X.head(rows)), forest.predict_proba(X.head(rows)))
+
+
+def test_other_models_use_their_own_predict_proba():
+    X = np.random.default_rng(0).normal(size=(50, 3))
+    model = LogisticRegression().fit(X, (X[:, 0] > 0).astype(int))
+    assert not is_fast(model)
+    assert np.array_equal(proba_function(model)(X), model.predict_proba(X))
+
+
+def test_a_bad_input_fails_like_scikit_learn():
+    X = pd.DataFrame({"a": [1.0, 2.0, 3.0, 4.0]})
+    forest = RandomForestClassifier(n_estimators=3, random_state=0).fit(X, [0, 1, 0, 1])
+    with pytest.raises(ValueError):
+        proba_function(forest)(pd.DataFrame({"a": ["x"]}))
