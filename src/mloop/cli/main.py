@@ -62,30 +62,46 @@ def _root(
 
 def _register() -> None:
     """Attach every command group; each module owns one group or command."""
-    from mloop.cli import config_cmd, data, demo, drift, models, serve, train
+    from mloop.cli import (
+        approvals,
+        audit,
+        batch_predict,
+        config_cmd,
+        data,
+        demo,
+        deploy,
+        drift,
+        jobs,
+        keys,
+        models,
+        optimize,
+        serve,
+        token,
+        train,
+        users,
+        worker,
+    )
 
+    # the loop: configure, make data, train, register, serve
     app.command("config")(config_cmd.config)
     app.add_typer(data.app, name="data")
     app.command("train")(train.train)
     app.add_typer(models.app, name="models")
     app.command("serve")(serve.serve)
     app.command("demo")(demo.demo)
-    from mloop.cli.optimize import optimize  # ONNX compilation
-
-    app.command("optimize")(optimize)
-    from mloop.cli import approvals, audit, keys, token, users  # governance and security
-
+    app.command("optimize")(optimize.optimize)  # ONNX compilation
+    # governance and security
     app.add_typer(users.app, name="users")
     app.add_typer(keys.app, name="keys")
     app.add_typer(token.app, name="token")
     app.add_typer(approvals.app, name="approvals")
     app.add_typer(audit.app, name="audit")
-    from mloop.cli import batch_predict, jobs, worker  # async jobs and batch scoring
+    # deployments, async jobs and batch scoring, monitoring
+    app.add_typer(deploy.app, name="deploy")
     app.add_typer(jobs.app, name="jobs")
     app.command("worker")(worker.worker)
     app.command("batch-predict")(batch_predict.batch_predict)
     app.command("drift")(drift.drift)
-    app.add_typer(__import__("mloop.cli.deploy", fromlist=["app"]).app, name="deploy")
 
 
 _register()

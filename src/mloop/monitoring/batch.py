@@ -104,9 +104,7 @@ def detect_drift(
     else:
         with ThreadPoolExecutor(workers, thread_name_prefix="mloop-drift") as pool:
             results = list(pool.map(one, names))
-    return DriftResult(
-        results, len(reference), len(current), method, drift_share, skipped=skipped
-    )
+    return DriftResult(results, len(reference), len(current), method, drift_share, skipped=skipped)
 
 
 def _check_frames(reference: object, current: object, columns: list[str] | None) -> list[str]:

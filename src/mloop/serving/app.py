@@ -25,6 +25,7 @@ from mloop.serving.loader import check_reference
 from mloop.serving.metrics import ServingMetrics
 from mloop.serving.routes import (
     alerts,
+    deployments,
     feedback,
     governance,
     invocations,
@@ -113,7 +114,7 @@ def create_app(
     app.include_router(monitor.router)
     app.include_router(feedback.router)
     app.include_router(alerts.router)
-    app.include_router(__import__("mloop.serving.routes.deployments", fromlist=["x"]).router)
+    app.include_router(deployments.router)
     return app
 
 
