@@ -12,6 +12,7 @@ so one exception means the same thing on both surfaces. Anything not in this tre
     │   └── PayloadTooLargeError    413  exit 2   a request body above the configured size limit
     ├── CriteriaNotMetError         422  exit 5   a trained model failed its registration criteria
     ├── ServiceUnavailableError     503  exit 6   a model or a backing service is not ready
+    ├── DeadlineExceededError       504  exit 6   a prediction missed its deadline
     ├── MissingExtraError           500  exit 7   an optional dependency is not installed
     └── SecurityError               401  exit 8   (base of the security layer's errors)
         ├── AuthenticationError     401  exit 8   missing, bad, expired or tampered credentials
@@ -91,6 +92,13 @@ class ServiceUnavailableError(MloopError):
     """A model or a backing service is not ready (yet)."""
 
     http_status = 503
+    exit_code = 6
+
+
+class DeadlineExceededError(MloopError):
+    """A prediction did not finish within its deadline (the server answers 504)."""
+
+    http_status = 504
     exit_code = 6
 
 

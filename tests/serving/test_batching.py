@@ -11,8 +11,9 @@ import modelkit
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from mloop.errors import DeadlineExceededError
 from mloop.serving.app import create_app
-from mloop.serving.batcher import Batcher, DeadlineExceededError, ModelCallError
+from mloop.serving.batcher import Batcher, ModelCallError
 from mloop.serving.loader import LoadedModel, load_model
 from mloop.serving.metrics import ServingMetrics
 from mloop.serving.server import ServerThread

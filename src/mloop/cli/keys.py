@@ -8,32 +8,26 @@ import typer
 from rich.table import Table
 
 from mloop.cli.console import console, err_console
+from mloop.cli.identity import ADMIN_AS_OPTION, audited_store
 
 app = typer.Typer(
     help="API keys: `X-API-Key: <key>` or `Authorization: Bearer <key>`.\n\n"
     "Example: mloop keys create alice --label laptop",
     no_args_is_help=True,
 )
-AS_OPTION = typer.Option(
-    None, "--as", help="Act as this identity (admin or security) [MLOOP_USER]."
-)
 
 
 def _context():
-    from mloop.governance.audit import audit_log
     from mloop.security.keys import KeyStore
-    from mloop.settings import get_settings
-    from mloop.store import open_database
 
-    settings = get_settings()
-    return settings, KeyStore(open_database(settings), audit_log(settings))
+    return audited_store(KeyStore)
 
 
 @app.command("create")
 def create(
     user: str = typer.Argument(..., help="Identity the key belongs to."),
     label: str | None = typer.Option(None, "--label", help="What the key is for."),
-    as_user: str | None = AS_OPTION,
+    as_user: str | None = ADMIN_AS_OPTION,
     as_json: bool = typer.Option(False, "--json", help="Print JSON (includes the key)."),
 ) -> None:
     """Create an API key; the key is printed once and only its hash is stored.
@@ -85,7 +79,7 @@ def list_keys(
 @app.command("revoke")
 def revoke(
     key_id: str = typer.Argument(..., help="Key id (or the whole key)."),
-    as_user: str | None = AS_OPTION,
+    as_user: str | None = ADMIN_AS_OPTION,
 ) -> None:
     """Revoke a key: servers refuse it within a few seconds.
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from mloop.cli.console import err_console
+from mloop.cli.identity import ADMIN_AS_OPTION
 
 app = typer.Typer(
     help="Bearer tokens (JWT HS256, signed with MLOOP_JWT_SECRET or $MLOOP_HOME/jwt.key).\n\n"
@@ -19,9 +20,7 @@ def issue(
     ttl: int | None = typer.Option(
         None, "--ttl", min=1, help="Lifetime in seconds [MLOOP_TOKEN_TTL_SECONDS]."
     ),
-    as_user: str | None = typer.Option(
-        None, "--as", help="Act as this identity (admin or security) [MLOOP_USER]."
-    ),
+    as_user: str | None = ADMIN_AS_OPTION,
 ) -> None:
     """Issue a token for an active identity; servers sharing the secret accept it until expiry.
 

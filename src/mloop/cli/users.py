@@ -8,25 +8,19 @@ import typer
 from rich.table import Table
 
 from mloop.cli.console import console
+from mloop.cli.identity import ADMIN_AS_OPTION, audited_store
 
 app = typer.Typer(
     help="Identities (people and services) and their roles.\n\n"
     "Example: mloop users add alice --role ml_lead",
     no_args_is_help=True,
 )
-AS_OPTION = typer.Option(
-    None, "--as", help="Act as this identity (admin or security) [MLOOP_USER]."
-)
 
 
 def _context():
-    from mloop.governance.audit import audit_log
     from mloop.security.identities import IdentityStore
-    from mloop.settings import get_settings
-    from mloop.store import open_database
 
-    settings = get_settings()
-    return settings, IdentityStore(open_database(settings), audit_log(settings))
+    return audited_store(IdentityStore)
 
 
 @app.command("add")
@@ -39,7 +33,7 @@ def add(
         help="Role to hold (repeat): viewer, predictor, data_scientist, "
         "ml_lead, security, compliance, admin.",
     ),
-    as_user: str | None = AS_OPTION,
+    as_user: str | None = ADMIN_AS_OPTION,
 ) -> None:
     """Add an identity with one or more roles.
 
@@ -84,7 +78,7 @@ def list_users(as_json: bool = typer.Option(False, "--json", help="Print JSON.")
 @app.command("disable")
 def disable(
     name: str = typer.Argument(..., help="Identity to disable."),
-    as_user: str | None = AS_OPTION,
+    as_user: str | None = ADMIN_AS_OPTION,
 ) -> None:
     """Disable an identity: its keys and tokens stop working (within a few seconds on servers).
 

@@ -27,20 +27,13 @@ from typing import Any
 
 import numpy as np
 
-from mloop.errors import MloopError
+from mloop.errors import DeadlineExceededError, MloopError
 from mloop.monitoring.prediction_log import PredictionBatch
 from mloop.serving.loader import LoadedModel
 from mloop.serving.metrics import ServingMetrics
 from mloop.serving.schema import Columns
 
 log = logging.getLogger("mloop.serving")
-
-
-class DeadlineExceededError(MloopError):
-    """A prediction did not finish within its deadline (the server answers 504)."""
-
-    http_status = 504
-    exit_code = 6
 
 
 class ModelCallError(MloopError):

@@ -18,6 +18,8 @@ from prometheus_client import (
     generate_latest,
 )
 
+from mloop.errors import DeadlineExceededError, UserError
+
 # Model calls take milliseconds; the buckets resolve 1 ms .. 10 s.
 LATENCY_BUCKETS = (
     0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -29,6 +31,18 @@ SUCCESS = "success"
 ERROR = "error"
 INVALID = "invalid"
 TIMEOUT = "timeout"
+
+
+def refusal_status(exc: BaseException) -> str:
+    """Status label of a request refused before the model: bad input, or no model to ask."""
+    return INVALID if isinstance(exc, UserError) else ERROR
+
+
+def failure_status(exc: BaseException) -> str:
+    """Status label of a model call that failed: it missed its deadline, or it broke."""
+    return TIMEOUT if isinstance(exc, DeadlineExceededError) else ERROR
+
+
 NO_MODEL = "none"  # the version label while no model is loaded
 
 

@@ -19,13 +19,12 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from mloop.errors import MloopError, UserError, ValidationError
+from mloop.errors import MloopError, ValidationError
 from mloop.security.access import Role, requires
-from mloop.serving.batcher import DeadlineExceededError
 from mloop.serving.body import parse_json, read_body
 from mloop.serving.handlers import json_response
 from mloop.serving.inference import infer, request_timeout
-from mloop.serving.metrics import ERROR, INVALID, SUCCESS, TIMEOUT
+from mloop.serving.metrics import SUCCESS, failure_status, refusal_status
 from mloop.serving.routes.predict import WORKER_HEADER, check_batch_rows
 from mloop.serving.schema import InputSchema, describe_value
 from mloop.serving.state import serving_state
@@ -82,13 +81,13 @@ async def invocations(request: Request) -> Response:
         check_batch_rows(state, len(rows), "the request")
         part = model.schema.validate(rows)
     except MloopError as exc:
-        status = INVALID if isinstance(exc, UserError) else ERROR
+        status = refusal_status(exc)
         state.metrics.count(state.version_label, status, count)
         return mlflow_error(exc)
     try:
         answer = await infer(state, model, part, rows, timeout=timeout)
     except MloopError as exc:
-        status = TIMEOUT if isinstance(exc, DeadlineExceededError) else ERROR
+        status = failure_status(exc)
         state.metrics.count(model.version, status, part.rows)
         return mlflow_error(exc)
     state.metrics.count(model.version, SUCCESS, part.rows)

@@ -16,7 +16,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from mloop.errors import MloopError, UserError, ValidationError
+from mloop.errors import DeadlineExceededError, MloopError, ValidationError
 from mloop.security.access import Role, requires
 from mloop.serving.api_models import (
     ERRORS,
@@ -26,12 +26,12 @@ from mloop.serving.api_models import (
     PredictResponse,
     request_body,
 )
-from mloop.serving.batcher import Answer, DeadlineExceededError
+from mloop.serving.batcher import Answer
 from mloop.serving.body import parse_object, read_body
 from mloop.serving.handlers import error_response, json_response
 from mloop.serving.inference import infer, request_timeout
 from mloop.serving.loader import LoadedModel
-from mloop.serving.metrics import ERROR, INVALID, SUCCESS, TIMEOUT
+from mloop.serving.metrics import ERROR, SUCCESS, TIMEOUT, refusal_status
 from mloop.serving.schema import Columns
 from mloop.serving.state import ServingState, serving_state
 
@@ -187,6 +187,6 @@ def _columns(state: ServingState) -> tuple[str, ...] | None:
 
 def refused(state: ServingState, exc: MloopError, *, rows: int) -> Response:
     """Count a refused request (invalid input, or error when no model) and answer it."""
-    status = INVALID if isinstance(exc, UserError) else ERROR
+    status = refusal_status(exc)
     state.metrics.count(state.version_label, status, rows)
     return error_response(exc)

@@ -23,12 +23,11 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from mloop.errors import MloopError, UserError, ValidationError
+from mloop.errors import MloopError, ValidationError
 from mloop.security.access import Role, requires
-from mloop.serving.batcher import DeadlineExceededError
 from mloop.serving.body import parse_json
 from mloop.serving.inference import infer, request_timeout
-from mloop.serving.metrics import ERROR, INVALID, SUCCESS, TIMEOUT
+from mloop.serving.metrics import SUCCESS, failure_status, refusal_status
 from mloop.serving.schema import describe_value
 from mloop.serving.state import ServingState, serving_state
 
@@ -186,13 +185,13 @@ async def _answer(state: ServingState, line: bytes, number: int, timeout) -> byt
         model = state.runtime.require()
         part = model.schema.validate([features])
     except MloopError as exc:
-        status = INVALID if isinstance(exc, UserError) else ERROR
+        status = refusal_status(exc)
         state.metrics.count(state.version_label, status)
         return _line({"id": line_id, **exc.to_dict()})
     try:
         answer = await infer(state, model, part, [features], timeout=timeout)
     except MloopError as exc:
-        status = TIMEOUT if isinstance(exc, DeadlineExceededError) else ERROR
+        status = failure_status(exc)
         state.metrics.count(model.version, status)
         return _line({"id": line_id, **exc.to_dict()})
     confidence = answer.confidence
