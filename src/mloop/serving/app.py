@@ -23,6 +23,7 @@ from mloop.serving.fastpath import ServingApp
 from mloop.serving.handlers import install_handlers
 from mloop.serving.loader import check_reference
 from mloop.serving.metrics import ServingMetrics
+from mloop.serving.pool import ModelPool
 from mloop.serving.routes import (
     alerts,
     deployments,
@@ -61,6 +62,7 @@ def create_app(
         model_ref = check_reference(model_ref)
     runtime = ModelRuntime(model_ref, settings, retry_interval=retry_interval)
     state = ServingState(settings=settings, runtime=runtime, metrics=ServingMetrics())
+    state.pool = ModelPool(settings, runtime, retry_interval=retry_interval)
     security = SecurityLayer(settings)  # auth, rate limits, API-call audit
     jobs = JobService(settings, state)  # async jobs: embedded worker or Celery dispatch
     monitoring = MonitoringService(state)  # live drift, feedback, alerts, retraining
@@ -77,7 +79,7 @@ def create_app(
                 on_drop=state.metrics.log_dropped.inc,
             )
         security.start(_app)
-        runtime.start()
+        state.pool.start()  # the served model, then every deployment variant's
         state.start_serving()  # prediction cache
         jobs.start()
         monitoring.start()
@@ -86,7 +88,7 @@ def create_app(
         finally:
             jobs.stop()
             monitoring.stop()
-            runtime.stop()
+            state.pool.stop()
             await state.stop_serving()  # batchers and prediction cache
             if state.prediction_log is not None:
                 state.prediction_log.close()

@@ -49,8 +49,10 @@ class ModelRuntime:
         *,
         retry_interval: float = RETRY_SECONDS,
         loader: Callable[[str, Settings], LoadedModel] = load_model,
+        use_fallbacks: bool = True,
     ) -> None:
-        candidates = ([reference] if reference else []) + list(settings.fallback_model_uris)
+        fallbacks = list(settings.fallback_model_uris) if use_fallbacks else []
+        candidates = ([reference] if reference else []) + fallbacks
         if not candidates:
             raise ConfigError(
                 "no model to serve",

@@ -13,6 +13,7 @@ from mloop.monitoring.prediction_log import PredictionBatch, PredictionLogWriter
 from mloop.serving.batcher import Batcher
 from mloop.serving.loader import LoadedModel
 from mloop.serving.metrics import NO_MODEL, ServingMetrics
+from mloop.serving.pool import ModelPool
 from mloop.serving.runtime import ModelRuntime
 from mloop.settings import Settings
 
@@ -30,6 +31,8 @@ class ServingState:
     listeners: list[Callable[[PredictionBatch, Any], None]] = field(default_factory=list)
     cache: Any = None  # serving.cache.MemoryCache | RedisCache, attached at startup
     batchers: dict[tuple[str, str, str], Batcher] = field(default_factory=dict)
+    # Every reference served (the default runtime plus deployment variants), set by create_app.
+    pool: ModelPool | None = None
 
     def batcher(self, model: LoadedModel) -> Batcher:
         """The adaptive batcher of `model` (one per loaded model version in this process)."""
@@ -37,8 +40,9 @@ class ServingState:
         found = self.batchers.get(key)
         if found is not None and found.model is model:
             return found
+        served = self._served_models()
         for old_key, old in list(self.batchers.items()):  # a swapped-out model's idle batcher
-            if old.idle:
+            if old.idle and id(old.model) not in served:
                 old.close()
                 del self.batchers[old_key]
         settings = self.settings
@@ -52,6 +56,11 @@ class ServingState:
         )
         self.batchers[key] = created
         return created
+
+    def _served_models(self) -> set[int]:
+        """ids of the models some runtime serves now (their batchers stay open)."""
+        runtimes = self.pool.runtimes() if self.pool is not None else [self.runtime]
+        return {id(r.model) for r in runtimes if r.model is not None}
 
     def start_serving(self) -> None:
         """Open the prediction cache (lifespan startup)."""
