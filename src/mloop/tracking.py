@@ -30,3 +30,26 @@ def ensure_experiment(name: str, settings: Settings | None = None) -> str:
     root = settings.artifact_root
     location = root if "://" in root else Path(root).resolve().as_uri()
     return client.create_experiment(name, artifact_location=f"{location.rstrip('/')}/{name}")
+
+
+def register_version(model_uri: str, name: str, tags: dict[str, str]) -> str:
+    """Register `model_uri` as a new version of `name`, tag it, and return the version.
+
+    MLflow prints "Successfully registered model ..." to stderr itself (its `eprint`, not
+    logging); those lines go to mloop's log at debug level instead of the user's terminal.
+    """
+    import io
+    import logging
+    from contextlib import redirect_stderr
+
+    import mlflow
+
+    captured = io.StringIO()
+    with redirect_stderr(captured):
+        version = mlflow.register_model(model_uri, name)
+    for line in captured.getvalue().splitlines():
+        logging.getLogger("mloop.tracking").debug("mlflow: %s", line)
+    client = mlflow.MlflowClient()
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version.version, key, value)
+    return str(version.version)

@@ -57,7 +57,7 @@ def optimize(
     from mloop.optimize.convert import to_onnx
     from mloop.serving.loader import resolve_model
     from mloop.serving.schema import InputSchema
-    from mloop.tracking import configure_mlflow, ensure_experiment
+    from mloop.tracking import configure_mlflow, ensure_experiment, register_version
 
     require("onnxruntime", "onnx")
     require("skl2onnx", "onnx")
@@ -126,11 +126,11 @@ def optimize(
             signature=info.signature,
             metadata={"mloop.classes": json.dumps(classes), TAG: source},
         )
-    version = mlflow.register_model(logged.model_uri, resolved.name)
-    client = mlflow.MlflowClient()
-    for key, value in {TAG: source, "mloop.stage": "None", "mloop.run_id": run.info.run_id}.items():
-        client.set_model_version_tag(resolved.name, version.version, key, value)
-    result.version = str(version.version)
+    result.version = register_version(
+        logged.model_uri,
+        resolved.name,
+        {TAG: source, "mloop.stage": "None", "mloop.run_id": run.info.run_id},
+    )
     return result
 
 

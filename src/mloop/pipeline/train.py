@@ -272,13 +272,9 @@ def _requirements() -> list[str]:
 
 def _register(model_uri: str, name: str, run_id: str) -> str:
     """Register the logged model under `name`; tag the version with its stage and run."""
-    import mlflow
+    from mloop.tracking import register_version
 
-    version = mlflow.register_model(model_uri, name)
-    client = mlflow.MlflowClient()
-    client.set_model_version_tag(name, version.version, "mloop.stage", "None")
-    client.set_model_version_tag(name, version.version, "mloop.run_id", run_id)
-    return str(version.version)
+    return register_version(model_uri, name, {"mloop.stage": "None", "mloop.run_id": run_id})
 
 
 def _govern(settings, uri: str, name: str, version: str, run_id: str, change: str, actor: str):
