@@ -5,12 +5,15 @@ from __future__ import annotations
 import socket
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from mloop.cli.console import console, step_progress
-from mloop.demo import TrafficReport, send_demo_traffic
 from mloop.settings import get_settings
+
+if TYPE_CHECKING:  # mloop.demo imports pandas: loaded only when the demo runs
+    from mloop.demo import TrafficReport
 
 STEPS = ["generate data", "train", "promote to Production", "start server", "send traffic"]
 
@@ -34,6 +37,7 @@ def demo(
     """
     from mloop.data.churn import generate_churn
     from mloop.data.io import write_table
+    from mloop.demo import send_demo_traffic
     from mloop.pipeline.train import train
     from mloop.registry.service import Registry
     from mloop.registry.stages import Stage
