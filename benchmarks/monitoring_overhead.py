@@ -1,10 +1,13 @@
 """Serving throughput with live drift monitoring on vs off (target: on >= 90% of off).
 
 Trains a churn model with `mloop.pipeline` (it logs the reference profile), then starts a real
-`uvicorn` server for it twice per round, once with MLOOP_MONITORING=false and once with
-true, and drives each for `--seconds` with `--concurrency` connections of `/predict` (one row)
-and `/predict/batch` (`--batch` rows). Rounds alternate off/on so drift of the machine affects
-both sides alike. Prints requests/s, rows/s and the on/off ratio.
+`uvicorn` server for it twice per round, once with MLOOP_MONITORING=false and once with true
+(prediction cache off unless `--cache`: the rows repeat, and a cached answer would skip the
+model), and drives each for `--seconds` with `--concurrency` connections of `/predict` (one
+row) and `/predict/batch` (`--batch` rows). Rounds alternate off/on so drift of the machine affects
+both sides alike. Prints requests/s, rows/s and the on/off ratio, and the server's own CPU time
+per 1,000 requests (per 1,000 rows for batches), read from /proc: on a machine shared with other
+work throughput is noisy, while the server's CPU per request says what monitoring costs it.
 
     python benchmarks/monitoring_overhead.py --seconds 15 --rounds 2
 """
@@ -49,13 +52,15 @@ def train(home: Path) -> list[dict]:
     ]
 
 
-def start_server(home: Path, port: int, monitoring: bool) -> subprocess.Popen:
+def start_server(home: Path, port: int, monitoring: bool, cache: bool = False) -> subprocess.Popen:
     env = {
         **os.environ,
         "MLOOP_HOME": str(home),
         "MLOOP_SERVE_MODEL": "churn@production",
         "MLOOP_MONITORING": "true" if monitoring else "false",
         "MLOOP_AUTH": "off",
+        # Off by default: the rows repeat, so nearly every answer would come from the cache.
+        "MLOOP_CACHE_TTL_SECONDS": "300" if cache else "0",
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "--factory", "mloop.serving.app:create_app_from_env",
@@ -93,22 +98,37 @@ async def drive(url: str, bodies: list[dict], seconds: float, concurrency: int) 
     return done
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def measure(home: Path, rows: list[dict], args: argparse.Namespace, monitoring: bool, port: int):
-    server = start_server(home, port, monitoring)
+    """(req/s, rows/s, server CPU ms per 1,000 requests, per 1,000 batch rows)."""
+    server = start_server(home, port, monitoring, args.cache)
     try:
         base = f"http://127.0.0.1:{port}"
         single = [{"features": r} for r in rows]
         batches = [{"instances": rows[i : i + args.batch]} for i in range(0, len(rows), args.batch)]
         asyncio.run(drive(f"{base}/predict", single, 2, args.concurrency))  # warm up
+        started = cpu_seconds(server.pid)
         one = asyncio.run(drive(f"{base}/predict", single, args.seconds, args.concurrency))
+        middle = cpu_seconds(server.pid)
         many = asyncio.run(drive(f"{base}/predict/batch", batches, args.seconds, 4))
-        if monitoring:
+        if monitoring:  # the monitor's queue is counted in the batch phase's CPU
             report = httpx.get(f"{base}/monitor/drift", timeout=60).json()
             assert report.get("status") == "ok", report
+        ended = cpu_seconds(server.pid)
     finally:
         server.terminate()
         server.wait(30)
-    return one / args.seconds, many * args.batch / args.seconds
+    per_request = (middle - started) * 1e6 / max(one, 1)
+    per_row = (ended - middle) * 1e6 / max(many * args.batch, 1)
+    return one / args.seconds, many * args.batch / args.seconds, per_request, per_row
 
 
 def main() -> None:
@@ -118,24 +138,30 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--cache", action="store_true", help="keep the prediction cache on")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         home = Path(folder)
         rows = train(home)
-        totals = {False: [0.0, 0.0], True: [0.0, 0.0]}
+        totals = {False: [0.0] * 4, True: [0.0] * 4}
         for round_ in range(args.rounds):
             for monitoring in (False, True):
-                single, batch = measure(home, rows, args, monitoring, args.port)
-                totals[monitoring][0] += single / args.rounds
-                totals[monitoring][1] += batch / args.rounds
+                result = measure(home, rows, args, monitoring, args.port)
+                for i, value in enumerate(result):
+                    totals[monitoring][i] += value / args.rounds
+                single, batch, cpu_one, cpu_row = result
                 state = "on " if monitoring else "off"
                 print(f"round {round_ + 1} monitoring {state}: /predict {single:8.1f} req/s   "
-                      f"/predict/batch {batch:9.1f} rows/s", flush=True)  # fmt: skip
+                      f"/predict/batch {batch:9.1f} rows/s   server CPU {cpu_one:7.0f} us/request"
+                      f" {cpu_row:6.1f} us/batch row", flush=True)  # fmt: skip
     off, on = totals[False], totals[True]
-    print(f"\nmean  off: /predict {off[0]:8.1f} req/s   /predict/batch {off[1]:9.1f} rows/s")
-    print(f"mean  on : /predict {on[0]:8.1f} req/s   /predict/batch {on[1]:9.1f} rows/s")
+    for name, t in (("off", off), ("on ", on)):
+        print(f"mean  {name}: /predict {t[0]:8.1f} req/s   /predict/batch {t[1]:9.1f} rows/s   "
+              f"server CPU {t[2]:7.0f} us/request {t[3]:6.1f} us/batch row")  # fmt: skip
     print(f"ratio on/off: /predict {on[0] / off[0]:.3f}   /predict/batch {on[1] / off[1]:.3f}"
           "   (target >= 0.90)")  # fmt: skip
+    print(f"server CPU per request off/on: /predict {off[2] / on[2]:.3f}   /predict/batch "
+          f"{off[3] / on[3]:.3f}   (the ratio a CPU-bound server would reach)")  # fmt: skip
 
 
 if __name__ == "__main__":

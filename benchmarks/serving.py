@@ -9,9 +9,14 @@ single-row `predict_proba` in this process. mloop runs with its defaults (predic
 drift, audit) except the prediction cache, which is off: repeated rows would be answered from
 it, which is not what is being measured.
 
+Besides requests/s and latency, each server's own CPU time per 1,000 requests is read from
+/proc (the server process and its workers): on a machine shared with other work, throughput is
+noisy while CPU per request is not, and `--set MLOOP_X=value` runs the mloop servers with a
+setting changed (e.g. `--set MLOOP_AUDIT_PREDICTION_CALLS=false`) to see what a feature costs.
+
 Needs `wrk` (Debian: `apt-get install -y wrk`).
 
-    python benchmarks/serving.py [--duration 15] [--connections 64] [--workers 2]
+    python benchmarks/serving.py [--duration 15] [--connections 64] [--workers 2] [--set K=V]
 """
 
 from __future__ import annotations
@@ -63,6 +68,9 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--only", nargs="*", help="run only these servers")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="MLOOP_X=VALUE", help="mloop setting"
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get update && apt-get install -y wrk")
@@ -113,9 +121,16 @@ def run(work: Path, args) -> None:
         script = work / f"{style}{path.replace('/', '_')}.lua"
         script.write_text(LUA % {"bodies": body_file, "path": path})
         print(f"{name}: starting", flush=True)
-        with _server(command, env, name == "mlflow models serve /invocations") as url:
+        server_env = (
+            {**env, **dict(kv.split("=", 1) for kv in args.set)} if style == "mloop" else env
+        )
+        server = _server(command, server_env, name == "mlflow models serve /invocations")
+        with server as url:
             _wrk(url, script, 5, min(args.connections, 16))  # warm up every worker
+            before = _tree_cpu(server.proc.pid)
             results[name] = _wrk(url, script, args.duration, args.connections)
+            used = _tree_cpu(server.proc.pid) - before
+            results[name]["cpu"] = used * 1e6 / max(results[name]["requests"], 1)
             if name == "mloop /predict":
                 results["mloop /predict, 1 connection"] = _wrk(url, script, args.duration, 1)
         print(f"{name}: {results[name]}", flush=True)
@@ -124,9 +139,14 @@ def run(work: Path, args) -> None:
 
 def _report(results: dict, single_ms: float, args) -> None:
     print()
-    print(f"{'server':40} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    if args.set:
+        print(f"mloop settings: {' '.join(args.set)}")
+    print(
+        f"{'server':40} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'CPU us/req':>11}"
+    )
     for name, r in results.items():
-        print(f"{name:40} {r['rps']:9.0f} {r['p50']:8.2f} {r['p99']:8.2f} {r['errors']:7d}")
+        cpu = f"{r['cpu']:11.0f}" if "cpu" in r else f"{'':11}"
+        print(f"{name:40} {r['rps']:9.0f} {r['p50']:8.2f} {r['p99']:8.2f} {r['errors']:7d} {cpu}")
     print(f"\nmodel's own single-row predict_proba, in process: p50 {single_ms:.2f} ms")
     ours = results.get("mloop /predict")
     peer = results.get("mlflow models serve /invocations")
@@ -287,15 +307,37 @@ def _wrk(url: str, script: Path, seconds: int, connections: int) -> dict:
         [*command, "-s", str(script), url], capture_output=True, text=True, check=True
     ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
     errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     socket_errors = re.search(r"Socket errors:.*timeout (\d+)", out)
     return {
         "rps": rps,
+        "requests": requests,
         "p50": _latency(out, "50%"),
         "p99": _latency(out, "99%"),
         "errors": int(errors.group(1)) if errors else 0,
         "timeouts": int(socket_errors.group(1)) if socket_errors else 0,
     }
+
+
+def _tree_cpu(root: int) -> float:
+    """CPU seconds (user + system) used so far by a process and its live descendants."""
+    children: dict[int, list[int]] = {}
+    ticks: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+            ticks[int(entry.name)] = int(fields[11]) + int(fields[12])
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        total += ticks.get(pid, 0)
+        todo.extend(children.get(pid, []))
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def _latency(text: str, which: str) -> float:

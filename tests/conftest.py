@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from mloop.settings import Settings, reset_settings
+from mloop.store import Database
 
 PG_ADMIN_URL = os.environ.get("MLOOP_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("MLOOP_TEST_REDIS", "redis://127.0.0.1:6379/15")
@@ -96,3 +97,16 @@ def redis_url() -> str:
         service_missing(f"Redis is not reachable at {REDIS_URL}: {exc}")
     client.flushdb()
     return REDIS_URL
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    """A migrated platform database: SQLite in a temp folder, or a fresh PostgreSQL one."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'platform.db'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    db = Database(url)
+    db.migrate()
+    yield db
+    db.dispose()

@@ -42,6 +42,17 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Model URIs tried in order when the served reference cannot be loaded.",
     )
+    model_poll_seconds: float = Field(
+        10.0,
+        ge=0,
+        description="How often a server checks the aliases it serves for a new version "
+        "(hot swap); 0 turns polling off.",
+    )
+    model_webhook_secret: SecretStr = Field(
+        SecretStr(""),
+        description="Secret of the MLflow registry webhook: a delivery signed with it may "
+        "trigger POST /models/refresh without mloop credentials.",
+    )
     log_inputs: bool = Field(True, description="Keep each prediction's input in the log.")
     log_level: str = Field("info", description="Server log level.")
 
@@ -142,6 +153,11 @@ class Settings(BaseSettings):
         "(generated with mode 0600 on first use).",
     )
     audit_api_calls: bool = Field(True, description="Write every API call to the audit trail.")
+    audit_prediction_calls: bool = Field(
+        True,
+        description="With audit_api_calls: also audit each answered prediction call (off: only "
+        "refused or failed ones; the prediction log keeps every answered row).",
+    )
     metrics_public: bool = Field(
         True, description="Leave /metrics open when auth is on (else it needs `viewer`)."
     )
@@ -240,6 +256,14 @@ class Settings(BaseSettings):
     )
     stream_window: int = Field(
         64, ge=1, le=10_000, description="Lines of one /predict/stream request in flight at once."
+    )
+
+    # --- deployments served (traffic routing, canary timer) ---
+    deployment_poll_seconds: float = Field(
+        5.0, gt=0, description="How often a server re-reads the deployments it routes traffic by."
+    )
+    canary_tick_seconds: float = Field(
+        15.0, gt=0, description="How often a server judges running canaries against their SLO."
     )
 
 

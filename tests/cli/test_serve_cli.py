@@ -99,7 +99,10 @@ def test_serve_answers_predictions_until_interrupted(served_home, tmp_path, work
             assert answer.json()["model_version"] == "1"
         metrics = httpx.get(f"{url}/metrics", timeout=30).text
         if workers > 1:  # aggregated over workers through PROMETHEUS_MULTIPROC_DIR
-            assert 'model_predictions_total{model_version="1",status="success"} 4.0' in metrics
+            assert (
+                'model_predictions_total{model_version="1",status="success",variant="default"} 4.0'
+                in metrics
+            )
     finally:
         proc.send_signal(signal.SIGINT)
         try:
@@ -155,7 +158,8 @@ def test_metrics_sum_requests_answered_by_several_workers(served_home):
             proc.kill()
             out, err = proc.communicate()
     assert len(workers) == 2, workers
-    assert f'model_predictions_total{{model_version="1",status="success"}} {float(sent)}' in metrics
+    sample = 'model_predictions_total{model_version="1",status="success",variant="default"}'
+    assert f"{sample} {float(sent)}" in metrics
     assert "metrics of 2 workers aggregated in" in out
     folder = out.split("aggregated in", 1)[1].split()[0]
     assert not Path(folder).exists()  # the run's own folder is removed at exit

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,19 +21,6 @@ def jobs_model(tmp_path_factory: pytest.TempPathFactory) -> modelkit.TrainedMode
     """`churn` version 1 at alias `production`, on its own MLOOP_HOME."""
     settings = modelkit.home_settings(tmp_path_factory.mktemp("jobs-home"))
     return modelkit.train_and_register(settings)
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def database(request, tmp_path: Path) -> Iterator[Database]:
-    """A migrated platform database: SQLite in a temp folder, or a fresh PostgreSQL one."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'queue.db'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    db = Database(url)
-    db.migrate()
-    yield db
-    db.dispose()
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import threading
 import httpx
 import modelkit
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
+from modelkit import sample
 
 from mloop.errors import DeadlineExceededError
 from mloop.serving.app import create_app
@@ -49,14 +49,6 @@ def make_batcher(model, published, **limits) -> Batcher:
         publish=lambda batch, frame: published.append((batch, frame)),
         **options,
     )
-
-
-def sample(text: str, name: str, **labels: str) -> float:
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
-                return s.value
-    return 0.0
 
 
 @pytest.fixture(scope="module")

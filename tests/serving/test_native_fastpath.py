@@ -54,3 +54,48 @@ def test_a_bad_input_fails_like_scikit_learn():
     forest = RandomForestClassifier(n_estimators=3, random_state=0).fit(X, [0, 1, 0, 1])
     with pytest.raises(ValueError):
         proba_function(forest)(pd.DataFrame({"a": ["x"]}))
+
+
+def _small_forest() -> tuple[RandomForestClassifier, pd.DataFrame]:
+    rng = np.random.default_rng(5)
+    X = pd.DataFrame(rng.normal(size=(200, 4)), columns=["a", "b", "c", "d"])
+    X["d"] = rng.integers(0, 9, 200)  # an integer column: sklearn casts it to float32 too
+    forest = RandomForestClassifier(n_estimators=9, random_state=0).fit(X, X["a"] > 0)
+    return forest, X
+
+
+def test_a_clean_numeric_frame_skips_sklearns_checks_with_identical_numbers(monkeypatch):
+    forest, X = _small_forest()
+    expected = forest.predict_proba(X)
+    fast = proba_function(forest)
+
+    def refuse(_X):
+        raise AssertionError("the checked path was taken")
+
+    monkeypatch.setattr(forest, "_validate_X_predict", refuse)
+    assert np.array_equal(fast(X), expected)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda X: X.assign(a=np.nan),  # missing values: the trees' own NaN handling decides
+        lambda X: X.assign(b=1e39),  # overflows float32 to infinity
+        lambda X: X[["b", "a", "c", "d"]],  # columns out of the fitted order
+        lambda X: X.assign(c="x"),  # not numeric
+    ],
+)
+def test_frames_needing_sklearns_checks_get_them(change):
+    """Same answer or the same error as scikit-learn for frames the fast block does not take."""
+    forest, X = _small_forest()
+    odd = change(X.head(3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # sklearn's own overflow warning on the cast
+        try:
+            expected = forest.predict_proba(odd)
+        except ValueError as exc:
+            with pytest.raises(ValueError) as got:
+                proba_function(forest)(odd)
+            assert str(got.value) == str(exc)
+            return
+        assert np.array_equal(proba_function(forest)(odd), expected)

@@ -7,19 +7,11 @@ import asyncio
 import httpx
 import modelkit
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
+from modelkit import sample
 
 from mloop.serving.app import create_app
 from mloop.serving.cache import MemoryCache, cache_key
 from mloop.serving.server import ServerThread
-
-
-def sample(text: str, name: str, **labels: str) -> float:
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
-                return s.value
-    return 0.0
 
 
 def _serve(settings, ref="churn@production"):

@@ -192,7 +192,9 @@ def test_invalid_requests_are_counted_as_invalid_rows(http, row):
             (
                 ln
                 for ln in text.splitlines()
-                if ln.startswith('model_predictions_total{model_version="1",status="invalid"}')
+                if ln.startswith(
+                    'model_predictions_total{model_version="1",status="invalid",variant="default"}'
+                )
             ),
             "x 0",
         )
@@ -260,5 +262,7 @@ def test_a_model_failure_is_a_500_without_a_stack_trace(strict_model, caplog):
     body = response.json()
     assert body["error"] == "InternalError"
     assert "ValueError" in body["detail"] and "Traceback" not in body["detail"]
-    assert 'model_predictions_total{model_version="1",status="error"} 1.0' in metrics
+    assert (
+        'model_predictions_total{model_version="1",status="error",variant="default"} 1.0' in metrics
+    )
     assert any(r.exc_info for r in caplog.records if r.name == "mloop.serving")

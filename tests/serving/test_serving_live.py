@@ -8,6 +8,7 @@ import httpx
 import modelkit
 import orjson
 import pytest
+from modelkit import sample
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
@@ -21,18 +22,15 @@ def client(live):
         yield c
 
 
-def sample(metrics_text: str, name: str, **labels: str) -> float:
-    """The value of one sample in a Prometheus text exposition (0 when absent)."""
-    for family in text_string_to_metric_families(metrics_text):
-        for s in family.samples:
-            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
-                return s.value
-    return 0.0
-
-
 def test_health_and_ready(client):
     assert client.health() == {"status": "healthy", "model_loaded": True}
-    assert client.ready() == {"status": "ready", "model_name": "churn", "model_version": "1"}
+    ready = client.ready()
+    assert {k: ready[k] for k in ("status", "model_name", "model_version")} == {
+        "status": "ready",
+        "model_name": "churn",
+        "model_version": "1",
+    }
+    assert ready["swap"]["state"] == "current"  # following churn@production (hot swaps)
 
 
 def test_predict_matches_the_models_own_predict_proba(client, trained):

@@ -35,7 +35,10 @@ def test_a_server_whose_model_cannot_load_starts_and_says_why(trained):
 
         assert http.get("/model/info").status_code == 503
         metrics = http.get("/metrics").text
-    assert 'model_predictions_total{model_version="none",status="error"} 1.0' in metrics
+    assert (
+        'model_predictions_total{model_version="none",status="error",variant="default"} 1.0'
+        in metrics
+    )
 
 
 def test_a_fallback_serves_when_the_primary_fails(trained):

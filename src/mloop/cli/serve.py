@@ -1,4 +1,5 @@
-"""`mloop serve MODEL_REF`: the model server on uvicorn."""
+"""`mloop serve [MODEL_REF]`: the model server on uvicorn (no MODEL_REF: the default
+deployment)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ from mloop.settings import get_settings
 
 
 def serve(
-    model_ref: str = typer.Argument(
-        ..., help="Model to serve: NAME@ALIAS (churn@production), NAME/VERSION or models:/..."
+    model_ref: str | None = typer.Argument(
+        None,
+        help="Model to serve: NAME@ALIAS (churn@production), NAME/VERSION or models:/...; "
+        "omitted: the default deployment (`default: true`) answers /predict.",
     ),
     host: str | None = typer.Option(None, "--host", help="Bind address [MLOOP_HOST]."),
     port: int | None = typer.Option(None, "--port", min=0, max=65535, help="Port [MLOOP_PORT]."),
@@ -36,17 +39,28 @@ def serve(
 
     The server answers /health at once and loads the model in the background; /ready says when
     predictions can flow. MLOOP_FALLBACK_MODEL_URIS lists models to try when this one fails.
+    Every deployment answers on /deployments/NAME/predict; without MODEL_REF, /predict follows
+    the default deployment.
 
     Example: mloop serve churn@production --port 8000 --workers 2
+
+    Example: mloop serve   (serves the default deployment)
     """
     import uvicorn
 
-    from mloop.serving.app import MODEL_ENV, create_app
+    from mloop.serving.app import MODEL_ENV, create_app, default_deployment
     from mloop.serving.loader import check_reference
     from mloop.store import open_database
 
-    model_ref = check_reference(model_ref)  # a bad reference fails here, exit 2
     settings = get_settings()
+    if model_ref is not None:
+        model_ref = check_reference(model_ref)  # a bad reference fails here, exit 2
+        serving = model_ref
+    elif settings.fallback_model_uris:
+        serving = "the fallback models (MLOOP_FALLBACK_MODEL_URIS)"
+    else:
+        name, primary = default_deployment(settings)  # none: ConfigError, exit 2
+        serving = f"deployment {name} (primary {primary})"
     host = host or settings.host
     if host != settings.host:  # MLOOP_AUTH=auto turns auth on by the address actually bound
         settings = settings.model_copy(update={"host": host})
@@ -64,10 +78,13 @@ def serve(
 
     shown = "localhost" if host in ("0.0.0.0", "::") else host
     url = f"http://{shown}:{port}"
-    console.print(f"[bold]Serving[/] {model_ref} with {workers} worker(s)")
+    console.print(f"[bold]Serving[/] {serving} with {workers} worker(s)", highlight=False)
     console.print(f"  API docs   {url}/docs")
     console.print(f"  metrics    {url}/metrics")
     console.print(f"  readiness  {url}/ready")
+    poll = settings.model_poll_seconds  # hot swaps: served aliases are followed
+    every = f"checked every {poll:g}s" if poll > 0 else "polling off (MLOOP_MODEL_POLL_SECONDS)"
+    console.print(f"  aliases    {every}; POST {url}/models/refresh swaps now", highlight=False)
     from mloop.security.auth import auth_enabled
 
     console.print(f"  auth       {'on' if auth_enabled(settings) else 'off'} (MLOOP_AUTH)")
@@ -91,7 +108,10 @@ def serve(
         f"  metrics of {workers} workers aggregated in {os.environ['PROMETHEUS_MULTIPROC_DIR']}",
         highlight=False,
     )
-    os.environ[MODEL_ENV] = model_ref
+    if model_ref is not None:
+        os.environ[MODEL_ENV] = model_ref
+    else:
+        os.environ.pop(MODEL_ENV, None)  # workers serve the default deployment
     try:
         uvicorn.run(
             "mloop.serving.app:create_app_from_env",

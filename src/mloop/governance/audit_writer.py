@@ -1,30 +1,41 @@
 """API-call audit rows, written off the response path by a background thread.
 
-The middleware puts one event per request on a bounded queue; the writer appends them in
-batches (one chain lock per batch). `close()` drains the queue, so a clean shutdown loses
-nothing. If the queue ever overflows, the loss is itself recorded as an `audit.dropped` row,
-so the trail shows the gap instead of hiding it.
+The middleware appends one small tuple per request to a bounded queue (`mloop.background`);
+the writer thread wakes at most every `interval` seconds under load and appends everything
+queued to the chain in one transaction per `batch` events (`AuditLog.append`: one chain lock,
+the HMACs in a tight loop, one executemany). Timestamps are taken when the call ends and
+formatted in the thread. `close()` drains the queue, so a clean shutdown loses nothing. If
+the queue ever overflows, the loss is itself recorded as an `audit.dropped` row, so the trail
+shows the gap instead of hiding it.
+
+Governance actions (approvals, promotions, keys, deployments) do not come through here: they
+call `AuditLog.record` and are committed before the request is answered.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import queue
-import threading
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mloop.background import BackgroundQueue
 from mloop.governance.audit import AuditEvent, AuditLog
 
 log = logging.getLogger("mloop.audit")
 
-_STOP = object()
 # Probes and scrapes change nothing and come every few seconds; they are not audited.
 UNAUDITED_PATHS = frozenset({"/health", "/ready", "/metrics"})
 DIGEST_PREFIXES = ("/predict",)
+
+_ISO = "%Y-%m-%dT%H:%M:%S.%fZ"  # audit.now_iso's format
+
+# One API call as the middleware saw it: (time.time(), actor, method, path, status,
+# duration_ms, client, input_sha256 or None). The writer thread turns it into an AuditEvent.
+ApiCall = tuple[float, str, str, str, int, float, str | None, str | None]
 
 
 class AuditWriter:
@@ -38,54 +49,36 @@ class AuditWriter:
         self.interval = interval
         self.dropped = 0
         self.written = 0
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=max_queue)
-        self._thread = threading.Thread(target=self._run, name="mloop-audit", daemon=True)
-        self._thread.start()
+        self._queue: BackgroundQueue[AuditEvent | tuple] = BackgroundQueue(
+            "mloop-audit", self._handle, max_items=max_queue, batch=batch, linger=interval
+        )
 
     def submit(self, event: AuditEvent) -> None:
         """Queue an event; never blocks the caller."""
-        try:
-            self._queue.put_nowait(event)
-        except queue.Full:
+        if not self._queue.put(event):
             self.dropped += 1
+
+    def submit_call(self, call: ApiCall) -> None:
+        """Queue one API call (the middleware's cheap path); never blocks the caller."""
+        if not self._queue.put(call):
+            self.dropped += 1
+
+    def flush(self) -> None:
+        """Block until everything queued so far is written."""
+        self._queue.flush()
 
     def close(self, timeout: float = 30.0) -> None:
         """Write everything queued, then stop."""
-        self._queue.put(_STOP)
-        self._thread.join(timeout)
+        self._queue.close(timeout)
+        if self.dropped:  # losses noticed after the last batch still leave their trace
+            self._handle([])
 
-    def _run(self) -> None:
-        stop = False
-        while not stop:
-            pending: list[AuditEvent] = []
-            try:
-                item = self._queue.get(timeout=self.interval)
-            except queue.Empty:
-                item = None
-            deadline = time.monotonic() + self.interval
-            while item is not None:
-                if item is _STOP:
-                    stop = True
-                    break
-                pending.append(item)
-                if len(pending) >= self.batch or time.monotonic() > deadline:
-                    break
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    item = None
-            if stop:  # drain whatever is still queued behind the stop marker
-                while True:
-                    try:
-                        extra = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    if extra is not _STOP:
-                        pending.append(extra)
-            if self.dropped:
-                lost, self.dropped = self.dropped, 0
-                pending.append(AuditEvent("mloop", "audit.dropped", "api", {"events": lost}))
-            self._write(pending)
+    def _handle(self, items: list[AuditEvent | tuple]) -> None:
+        events = [item if isinstance(item, AuditEvent) else _call_event(item) for item in items]
+        if self.dropped:
+            lost, self.dropped = self.dropped, 0
+            events.append(AuditEvent("mloop", "audit.dropped", "api", {"events": lost}))
+        self._write(events)
 
     def _write(self, events: list[AuditEvent]) -> None:
         for start in range(0, len(events), self.batch):
@@ -103,12 +96,33 @@ class AuditWriter:
                         time.sleep(0.2 * (attempt + 1))
 
 
+def _call_event(call: tuple) -> AuditEvent:
+    at, actor, method, path, status, duration_ms, client, digest = call
+    detail: dict[str, Any] = {
+        "method": method,
+        "path": path,
+        "status": status,
+        "duration_ms": duration_ms,
+        "client": client,
+    }
+    if digest is not None:
+        detail["input_sha256"] = digest
+    created = datetime.fromtimestamp(at, UTC).strftime(_ISO)
+    return AuditEvent(actor, "api.call", f"{method} {path}", detail, created)
+
+
 class AuditMiddleware:
     """ASGI middleware: one `api.call` event per request (identity, method, path, status,
-    duration; sha256 of the body for prediction calls)."""
+    duration; sha256 of the body for prediction calls).
 
-    def __init__(self, app: ASGIApp) -> None:
+    `answered_predictions=False` skips prediction calls answered with a 2xx (their rows are in
+    the prediction log); refused and failed ones are still audited. The response path's share
+    is a tuple append: no dict, no timestamp formatting, no hashing object for other calls.
+    """
+
+    def __init__(self, app: ASGIApp, *, answered_predictions: bool = True) -> None:
         self.app = app
+        self.answered_predictions = answered_predictions
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
@@ -116,42 +130,60 @@ class AuditMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        status = {"code": 500}
+        status = 500
         digest = hashlib.sha256() if path.startswith(DIGEST_PREFIXES) else None
 
         async def receive_hashing() -> Message:
             message = await receive()
-            if digest is not None and message["type"] == "http.request":
-                digest.update(message.get("body", b""))
+            if message["type"] == "http.request":
+                digest.update(message.get("body", b""))  # type: ignore[union-attr]
             return message
 
         async def send_status(message: Message) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
-                status["code"] = message["status"]
+                status = message["status"]
             await send(message)
 
         try:
-            await self.app(scope, receive_hashing, send_status)
+            await self.app(scope, receive_hashing if digest is not None else receive, send_status)
         finally:
             writer = _writer(scope)
-            if writer is not None:
+            if writer is not None and (
+                self.answered_predictions
+                or status >= 300
+                or not is_prediction(scope.get("method"), path)
+            ):
                 state = scope.get("state") or {}
                 client = scope.get("client")
-                detail: dict[str, Any] = {
-                    "method": scope.get("method"),
-                    "path": path,
-                    "status": status["code"],
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 3),
-                    "client": client[0] if client else None,
-                }
-                if digest is not None:
-                    detail["input_sha256"] = digest.hexdigest()
-                actor = state.get("mloop_identity") or "anonymous"
-                writer.submit(
-                    AuditEvent(actor, "api.call", f"{scope.get('method')} {path}", detail)
+                writer.submit_call(
+                    (
+                        time.time(),
+                        state.get("mloop_identity") or "anonymous",
+                        scope.get("method"),
+                        path,
+                        status,
+                        round((time.perf_counter() - started) * 1000, 3),
+                        client[0] if client else None,
+                        digest.hexdigest() if digest is not None else None,
+                    )
                 )
+
+
+def is_prediction(method: str | None, path: str) -> bool:
+    """A call to a route that answers predictions (each answered row is in the prediction log)."""
+    if method != "POST":
+        return False
+    if path.startswith(("/predict", "/invocations")):
+        return True
+    parts = path.split("/")
+    if parts[1:2] == ["v2"]:  # /v2/models/{name}[/versions/{v}]/infer
+        return parts[-1] == "infer"
+    # /deployments/{name}/predict[/batch]
+    return parts[1:2] == ["deployments"] and parts[3:] in (["predict"], ["predict", "batch"])
 
 
 def _writer(scope: Scope) -> AuditWriter | None:
     app = scope.get("app")
-    return getattr(getattr(app, "state", None), "mloop_audit", None)
+    state = getattr(app, "state", None)
+    return state._state.get("mloop_audit") if state is not None else None

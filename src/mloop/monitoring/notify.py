@@ -8,9 +8,7 @@ counted in `mloop_alert_notifications_total{channel,outcome}`.
 from __future__ import annotations
 
 import logging
-import queue
 import smtplib
-import threading
 import time
 from email.message import EmailMessage
 from typing import Any
@@ -18,11 +16,10 @@ from typing import Any
 import httpx
 from prometheus_client import CollectorRegistry, Counter
 
+from mloop.background import BackgroundQueue
 from mloop.settings import Settings
 
 log = logging.getLogger("mloop.monitoring")
-
-_STOP = object()
 
 
 def format_text(group: Any) -> tuple[str, str]:
@@ -60,20 +57,25 @@ class Notifier:
         self.settings = settings
         self.attempts = attempts
         self.backoff = backoff
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=1000)
+        self._queue: BackgroundQueue[Any] = self._new_queue()
         self.sent = Counter(
             "mloop_alert_notifications",
             "Alert notifications forwarded, by channel and outcome.",
             ["channel", "outcome"],
             registry=registry,
         )
-        self._thread: threading.Thread | None = None
+
+    def _new_queue(self) -> BackgroundQueue[Any]:
+        # linger 0: an alert goes out as soon as it arrives, one group per call
+        return BackgroundQueue(
+            "mloop-notify", self._send, max_items=1000, batch=1, linger=0, start=False
+        )
 
     def start(self) -> Notifier:
-        """Start the sending thread (idempotent)."""
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="mloop-notify", daemon=True)
-            self._thread.start()
+        """Start the sending thread (idempotent; again after `close`)."""
+        if self._queue.closed:
+            self._queue = self._new_queue()
+        self._queue.start()
         return self
 
     @property
@@ -90,35 +92,23 @@ class Notifier:
         if not self.channels:
             return
         self.start()
-        try:
-            self._queue.put_nowait(group)
-        except queue.Full:
+        if not self._queue.put(group):
             self.sent.labels(channel="all", outcome="dropped").inc()
 
     def flush(self) -> None:
         """Block until every queued notification was sent (or gave up)."""
-        self._queue.join()
+        self._queue.flush()
 
     def close(self, timeout: float = 10.0) -> None:
         """Send what is queued, then stop the thread."""
-        if self._thread is None:
-            return
-        self._queue.put(_STOP)
-        self._thread.join(timeout)
-        self._thread = None
+        self._queue.close(timeout)
 
-    def _run(self) -> None:
-        while True:
-            group = self._queue.get()
-            try:
-                if group is _STOP:
-                    return
-                subject, body = format_text(group)
-                for channel in self.channels:
-                    send = self._slack if channel == "slack" else self._email
-                    self._with_retries(channel, send, subject, body)
-            finally:
-                self._queue.task_done()
+    def _send(self, groups: list[Any]) -> None:
+        for group in groups:
+            subject, body = format_text(group)
+            for channel in self.channels:
+                send = self._slack if channel == "slack" else self._email
+                self._with_retries(channel, send, subject, body)
 
     def _with_retries(self, channel: str, send: Any, subject: str, body: str) -> None:
         for attempt in range(1, self.attempts + 1):

@@ -1,31 +1,32 @@
 """The prediction log: every answered row lands in the platform DB, off the response path.
 
-The server only puts one item per request on a bounded queue; a background thread turns items
-into `PredictionRecord` rows (sha256 of the row's canonical JSON, the raw row when
-`log_inputs`) and inserts them in batches (up to `batch_rows` rows, or every `interval`
-seconds). When the queue is full the rows are dropped and counted instead of blocking the
-response.
+The server only appends one item per request to a bounded queue (`mloop.background`); a
+background thread wakes at most every `interval` seconds under load and writes everything
+queued in one transaction per `batch_rows` rows: SQLAlchemy Core `executemany` of plain
+rows, each row's canonical JSON (sorted keys) serialized once by orjson and used twice, for
+`input_sha256` and as the stored `features` text. When the queue is full the rows are dropped
+and counted instead of blocking the response.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import queue
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import insert
+from sqlalchemy import JSON, bindparam
+from sqlalchemy.types import TypeDecorator
 
+from mloop.background import BackgroundQueue
 from mloop.store import Database, PredictionRecord
 
 log = logging.getLogger("mloop.prediction_log")
 
-_STOP = object()
+_CANONICAL = orjson.OPT_SORT_KEYS | orjson.OPT_SERIALIZE_NUMPY
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,34 @@ class PredictionBatch:
 
 def input_digest(row: dict[str, Any]) -> str:
     """sha256 of the row's canonical JSON (sorted keys): stable across processes and clients."""
-    return hashlib.sha256(orjson.dumps(row, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    return hashlib.sha256(canonical_json(row)).hexdigest()
+
+
+def canonical_json(value: Any) -> bytes:
+    """Sorted-key JSON of a row or a prediction (numpy values as plain numbers)."""
+    return orjson.dumps(value, option=_CANONICAL, default=_plain)
+
+
+def _plain(value: Any) -> Any:
+    """orjson's fallback: numpy scalars as Python numbers, anything else as its text."""
+    item = getattr(value, "item", None)
+    return item() if callable(item) else str(value)
+
+
+class _JSONText(TypeDecorator):
+    """A JSON column bound from text that is already JSON (no second serialization)."""
+
+    impl = JSON
+    cache_ok = True
+
+    def bind_processor(self, dialect: Any) -> None:
+        return None
+
+
+_INSERT = PredictionRecord.__table__.insert().values(
+    features=bindparam("features", type_=_JSONText()),
+    prediction=bindparam("prediction", type_=_JSONText()),
+)
 
 
 class PredictionLogWriter:
@@ -75,34 +103,28 @@ class PredictionLogWriter:
         self.dropped = 0
         self.written = 0
         self._on_drop = on_drop
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=max_queue)
-        self._closed = False
-        self._thread = threading.Thread(target=self._run, name="mloop-prediction-log", daemon=True)
-        self._thread.start()
+        self._queue: BackgroundQueue[PredictionBatch] = BackgroundQueue(
+            "mloop-prediction-log",
+            self._handle,
+            max_items=max_queue,
+            batch=batch_rows,
+            linger=interval,
+        )
 
     def submit(self, batch: PredictionBatch) -> bool:
         """Queue one request's rows without blocking; False (and counted) when dropped."""
-        if self._closed:
-            self._drop(len(batch))
-            return False
-        try:
-            self._queue.put_nowait(batch)
-        except queue.Full:
-            self._drop(len(batch))
-            return False
-        return True
+        if self._queue.put(batch):
+            return True
+        self._drop(len(batch))
+        return False
 
     def flush(self) -> None:
         """Block until every queued row is written (or dropped after a failed write)."""
-        self._queue.join()
+        self._queue.flush()
 
     def close(self, timeout: float = 30.0) -> None:
         """Write what is queued, then stop the thread. Idempotent."""
-        if self._closed:
-            return
-        self._closed = True
-        self._queue.put(_STOP)
-        self._thread.join(timeout)
+        self._queue.close(timeout)
 
     def __enter__(self) -> PredictionLogWriter:
         return self
@@ -112,36 +134,26 @@ class PredictionLogWriter:
 
     # -- the writer thread -----------------------------------------------------------------------
 
-    def _run(self) -> None:
-        while True:
-            item = self._queue.get()
-            pending = [item]
-            rows = 0 if item is _STOP else len(item)
-            stopping = item is _STOP
-            # Gather more items for up to `interval` seconds or `batch_rows` rows.
-            while not stopping and rows < self.batch_rows:
-                try:
-                    item = self._queue.get(timeout=self.interval)
-                except queue.Empty:
-                    break
-                pending.append(item)
-                if item is _STOP:
-                    stopping = True
-                else:
-                    rows += len(item)
-            self._write([b for b in pending if b is not _STOP])
-            for _ in pending:
-                self._queue.task_done()
-            if stopping:
-                return
+    def _handle(self, batches: list[PredictionBatch]) -> None:
+        """Write queued batches in transactions of about `batch_rows` rows (whole batches)."""
+        chunk: list[PredictionBatch] = []
+        rows = 0
+        for batch in batches:
+            if chunk and rows + len(batch) > self.batch_rows:
+                self._write(chunk)
+                chunk, rows = [], 0
+            chunk.append(batch)
+            rows += len(batch)
+        if chunk:
+            self._write(chunk)
 
     def _write(self, batches: list[PredictionBatch]) -> None:
         if not batches:
             return
         records = [record for batch in batches for record in self._records(batch)]
         try:
-            with self.database.session() as session:
-                session.execute(insert(PredictionRecord), records)
+            with self.database.engine.begin() as connection:
+                connection.execute(_INSERT, records)
         except Exception:  # the log must never take the server down
             log.exception("cannot write %d prediction log rows", len(records))
             self._drop(len(records))
@@ -149,26 +161,34 @@ class PredictionLogWriter:
         self.written += len(records)
 
     def _records(self, batch: PredictionBatch) -> list[dict[str, Any]]:
+        """Plain insert parameters: one canonical JSON text per row, digest taken from it."""
         columns = batch.columns
-        rows = [
-            r if isinstance(r, dict) else dict(zip(columns, r, strict=True)) for r in batch.rows
-        ]
-        return [
-            {
-                "id": prediction_id,
-                "created_at": batch.created_at,
-                "model_name": batch.model_name,
-                "model_version": batch.model_version,
-                "input_sha256": input_digest(row),
-                "features": row if self.log_inputs else None,
-                "prediction": prediction,
-                "probability": probability,
-                "latency_ms": batch.latency_ms,
-            }
-            for prediction_id, row, prediction, probability in zip(
-                batch.ids, rows, batch.predictions, batch.probabilities, strict=True
+        keep = self.log_inputs
+        sha256 = hashlib.sha256
+        common = {
+            "created_at": batch.created_at,
+            "model_name": batch.model_name,
+            "model_version": batch.model_version,
+            "latency_ms": batch.latency_ms,
+        }
+        records = []
+        for prediction_id, row, prediction, probability in zip(
+            batch.ids, batch.rows, batch.predictions, batch.probabilities, strict=True
+        ):
+            text = canonical_json(
+                row if type(row) is dict else dict(zip(columns, row, strict=True))
             )
-        ]
+            records.append(
+                {
+                    **common,
+                    "id": prediction_id,
+                    "input_sha256": sha256(text).hexdigest(),
+                    "features": text.decode() if keep else None,
+                    "prediction": canonical_json(prediction).decode(),
+                    "probability": probability,
+                }
+            )
+        return records
 
     def _drop(self, rows: int) -> None:
         self.dropped += rows

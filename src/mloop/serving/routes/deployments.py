@@ -9,9 +9,12 @@ POST /deployments/{name}/promote     {"variant": optional}
 POST /deployments/{name}/rollback    restore the previous revision
 GET  /deployments/{name}/report      A/B report (JSON, or HTML with ?format=html)
 DELETE /deployments/{name}           delete (history kept)
+POST /deployments/{name}/predict     predict through the deployment (predictor)
+POST /deployments/{name}/predict/batch
 
 Live counts: when the serving side puts a `LiveCounts` on `app.state.mloop_deploy_counts`,
-status and report use it; otherwise status counts from the prediction log.
+status and report use it; otherwise status counts from the prediction log. A change made here
+is routed by this server at once (others pick it up within MLOOP_DEPLOYMENT_POLL_SECONDS).
 """
 
 from __future__ import annotations
@@ -27,9 +30,17 @@ from mloop.deploy.service import DeploymentService
 from mloop.errors import ValidationError
 from mloop.security.access import Role, requires
 from mloop.security.auth import caller
-from mloop.serving.api_models import ERRORS
+from mloop.serving.api_models import (
+    ERRORS,
+    DeploymentBatchRequest,
+    DeploymentBatchResponse,
+    DeploymentPredictRequest,
+    DeploymentPredictResponse,
+    request_body,
+)
 from mloop.serving.body import parse_json, read_body
 from mloop.serving.handlers import json_response
+from mloop.serving.routes.predict import answer_batch, answer_one
 from mloop.serving.state import serving_state
 
 router = APIRouter(tags=["deployments"], responses=ERRORS)
@@ -64,6 +75,39 @@ def _live(request: Request) -> Any:
     return getattr(request.app.state, "mloop_deploy_counts", None)
 
 
+async def _changed(request: Request) -> None:
+    """Route a change at once in this server (others see it on their next poll)."""
+    traffic = serving_state(request).traffic
+    if traffic is not None:
+        await run_in_threadpool(traffic.refresh)
+
+
+@router.post(
+    "/deployments/{name}/predict",
+    response_model=DeploymentPredictResponse,
+    openapi_extra=request_body(DeploymentPredictRequest),
+    dependencies=[requires(Role.PREDICTOR)],
+)
+async def predict(request: Request, name: str) -> Response:
+    """Predict one row through the deployment: the answer names the variant that gave it.
+
+    The sticky key (`ab.sticky_key`, default `user_id`) comes from the body's top level, the
+    row, or the `X-User-Id` header; the `ab.force_header` header (`X-Variant`) forces a variant.
+    """
+    return await answer_one(request, deployment=name)
+
+
+@router.post(
+    "/deployments/{name}/predict/batch",
+    response_model=DeploymentBatchResponse,
+    openapi_extra=request_body(DeploymentBatchRequest),
+    dependencies=[requires(Role.PREDICTOR)],
+)
+async def predict_batch(request: Request, name: str) -> Response:
+    """Predict many rows through the deployment; each row may go to another variant."""
+    return await answer_batch(request, deployment=name)
+
+
 @router.get("/deployments", dependencies=[requires(Role.VIEWER)])
 async def list_deployments(request: Request) -> Response:
     """Every deployment with its current spec and revision."""
@@ -84,6 +128,7 @@ async def apply(request: Request) -> Response:
     written = await run_in_threadpool(
         _service(request).apply, document, _actor(request), expected=expected
     )
+    await _changed(request)
     return json_response(written.to_dict(), 201)
 
 
@@ -106,6 +151,7 @@ async def shift(request: Request, name: str, body: ShiftBody) -> Response:
     written = await run_in_threadpool(
         _service(request).shift, name, body.to, body.percent, _actor(request)
     )
+    await _changed(request)
     return json_response(written.to_dict())
 
 
@@ -115,6 +161,7 @@ async def promote(request: Request, name: str, body: PromoteBody | None = None) 
     written = await run_in_threadpool(
         _service(request).promote, name, _actor(request), body.variant if body else None
     )
+    await _changed(request)
     return json_response(written.to_dict())
 
 
@@ -122,6 +169,7 @@ async def promote(request: Request, name: str, body: PromoteBody | None = None) 
 async def rollback(request: Request, name: str) -> Response:
     """Restore the previous revision's spec as a new revision."""
     written = await run_in_threadpool(_service(request).rollback, name, _actor(request))
+    await _changed(request)
     return json_response(written.to_dict())
 
 
@@ -129,6 +177,7 @@ async def rollback(request: Request, name: str) -> Response:
 async def delete(request: Request, name: str) -> Response:
     """Delete the deployment; its history stays."""
     revision = await run_in_threadpool(_service(request).delete, name, _actor(request))
+    await _changed(request)
     return json_response({"name": name, "deleted": True, "revision": revision})
 
 

@@ -140,8 +140,8 @@ async def export(request: Request, since: str | None = None, action: str | None 
 
 
 async def _hot_swap(request: Request, done) -> None:
-    """Reload this server's model when a promotion moved the alias it serves."""
-    from mloop.serving.routes.models import reload_if_serving
+    """Hot-swap this server's references of the model when a promotion moved an alias."""
+    from mloop.serving.routes.models import refresh_model
 
     if done.status == "promoted":
-        await reload_if_serving(request, done.model_name, done.stage)
+        await refresh_model(request, done.model_name)

@@ -1,13 +1,16 @@
 """Registry changes over REST: promote and roll back, under the same policy as the CLI.
 
 A promotion to a stage whose policy requires approval, without an approved request, is 409
-here exactly as in `mloop models promote`. When the change moves the alias this server
-serves, the server reloads (hot swap) before answering.
+here exactly as in `mloop models promote`. When the change moves an alias this server
+follows, the server hot-swaps before answering (other servers pick it up by poll).
+
+`POST /models/refresh` re-reads every followed alias at once: for operators, scripts, and
+MLflow's own registry webhook (signed deliveries, see `serving.mlflow_webhook`).
 """
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
@@ -15,6 +18,8 @@ from starlette.responses import Response
 from mloop.security.access import Role, requires
 from mloop.security.auth import caller
 from mloop.serving.handlers import json_response
+from mloop.serving.mlflow_webhook import SignedOrRole, body_of, model_of
+from mloop.serving.runtime import SwapOutcome
 from mloop.serving.state import serving_state
 
 router = APIRouter(tags=["registry"])
@@ -56,7 +61,7 @@ async def promote(request: Request, name: str, version: str, body: PromoteBody) 
         reason=body.reason,
         approval=body.approval,
     )
-    await reload_if_serving(request, name, stage.value)
+    await refresh_model(request, name)
     return json_response(moved.to_dict())
 
 
@@ -74,17 +79,26 @@ async def rollback(request: Request, name: str, body: RollbackBody | None = None
         actor=caller(request) or "anonymous",
         reason=body.reason,
     )
-    await reload_if_serving(request, name, stage.value)
+    await refresh_model(request, name)
     return json_response(back.to_dict())
 
 
-async def reload_if_serving(request: Request, name: str, stage: str) -> bool:
-    """Reload this server's model when it serves `name` at the alias of `stage`."""
-    from mloop.registry.stages import parse_stage
+@router.post("/models/refresh", dependencies=[Depends(SignedOrRole(Role.ML_LEAD))])
+async def refresh(request: Request) -> Response:
+    """Re-read every followed alias now; answer once the swaps are done.
 
-    runtime = serving_state(request).runtime
-    model = runtime.model
-    alias = parse_stage(stage).alias
-    if model is None or model.name != name or alias is None or model.alias != alias:
-        return False
-    return await run_in_threadpool(runtime.load_once)
+    Body: empty (every reference), `{"model": NAME}`, or an MLflow registry webhook delivery
+    (`model_version_alias.created` / `.deleted`), which refreshes that model's references.
+    """
+    name = model_of(await body_of(request))
+    pool = serving_state(request).pool
+    outcomes = await run_in_threadpool(pool.refresh, name) if pool is not None else []
+    return json_response({"refreshed": [outcome.to_dict() for outcome in outcomes]})
+
+
+async def refresh_model(request: Request, name: str) -> list[SwapOutcome]:
+    """Refresh this server's references of model `name` (after a promotion or rollback)."""
+    pool = serving_state(request).pool
+    if pool is None or not any(r.follows and r.model_name == name for r in pool.runtimes()):
+        return []
+    return await run_in_threadpool(pool.refresh, name)

@@ -34,14 +34,22 @@ async def health(request: Request) -> Response:
     dependencies=[requires(Role.PUBLIC)],
 )
 async def ready(request: Request) -> Response:
-    """Readiness: 200 once a model serves; 503 with the reason while loading or failing."""
+    """Readiness: 200 once a model serves; 503 with the reason while loading or failing.
+
+    A failed hot swap leaves it 200 (the old version keeps serving); `swap` says what happened.
+    """
     runtime = serving_state(request).runtime
     model = runtime.model
     if model is None:
         status = "loading" if runtime.state == LOADING else "unavailable"
         return json_response({"status": status, "reason": runtime.reason}, 503)
     return json_response(
-        {"status": "ready", "model_name": model.name, "model_version": model.version}
+        {
+            "status": "ready",
+            "model_name": model.name,
+            "model_version": model.version,
+            "swap": runtime.swap_status(),  # following the alias: last swap, last failure
+        }
     )
 
 
@@ -82,5 +90,6 @@ async def model_info(request: Request) -> Response:
             "classes": model.classes,
             "fallback_used": runtime.fallback_used,
             "load_failures": [f.to_dict() for f in runtime.failures],
+            "swap": runtime.swap_status(),
         }
     )

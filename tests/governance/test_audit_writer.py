@@ -1,0 +1,103 @@
+"""The API-call audit writer and middleware on a real chain: batched appends that verify,
+losses recorded, and answered prediction calls left to the prediction log when asked."""
+
+from __future__ import annotations
+
+import re
+
+import govkit
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from mloop.governance.audit import AuditEvent, audit_log
+from mloop.governance.audit_writer import AuditMiddleware, AuditWriter
+from mloop.serving.server import ServerThread
+
+ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
+
+
+@pytest.fixture
+def chain(tmp_path):
+    return audit_log(govkit.settings_at(tmp_path / "home"))
+
+
+def test_calls_and_events_are_appended_in_order_and_the_chain_verifies(chain):
+    writer = AuditWriter(chain, batch=3)
+    for i in range(7):
+        writer.submit_call((1_800_000_000.5 + i, "pred", "POST", "/predict", 200, 1.5, "::1", "ab"))
+    writer.submit(AuditEvent("bob", "model.promote", "churn/2", {"stage": "Production"}))
+    writer.close()
+    rows = list(chain.rows())
+    assert [r["action"] for r in rows] == ["api.call"] * 7 + ["model.promote"]
+    first = rows[0]
+    assert first["created_at"] == "2027-01-15T08:00:00.500000Z"
+    assert first["target"] == "POST /predict" and first["actor"] == "pred"
+    assert first["detail"] == {
+        "method": "POST",
+        "path": "/predict",
+        "status": 200,
+        "duration_ms": 1.5,
+        "client": "::1",
+        "input_sha256": "ab",
+    }
+    assert all(ISO.match(r["created_at"]) for r in rows)
+    assert writer.written == 8
+    assert chain.verify().ok
+
+
+def test_a_full_queue_is_recorded_as_audit_dropped_even_at_close(chain):
+    writer = AuditWriter(chain, max_queue=2)
+    writer._queue.close()  # nothing is taken: the queue only refuses from now on
+    writer.submit(AuditEvent("a", "api.call", "GET /x"))
+    writer.submit(AuditEvent("a", "api.call", "GET /y"))
+    writer.close()
+    rows = list(chain.rows())
+    assert [(r["action"], r["detail"]) for r in rows] == [("audit.dropped", {"events": 2})]
+    assert chain.verify().ok
+
+
+def _app(writer: AuditWriter, *, answered_predictions: bool) -> Starlette:
+    async def ok(_request: Request) -> JSONResponse:
+        return JSONResponse({"ok": True})
+
+    async def refused(_request: Request) -> JSONResponse:
+        return JSONResponse({"error": "ValidationError"}, status_code=422)
+
+    app = Starlette(
+        routes=[
+            Route("/predict", ok, methods=["POST"]),
+            Route("/predict/batch", refused, methods=["POST"]),
+            Route("/deployments/ab/predict", ok, methods=["POST"]),
+            Route("/models/churn/promote", ok, methods=["POST"]),
+        ]
+    )
+    app.add_middleware(AuditMiddleware, answered_predictions=answered_predictions)
+    app.state.mloop_audit = writer
+    return app
+
+
+@pytest.mark.parametrize("answered", [True, False])
+def test_answered_prediction_calls_are_audited_unless_switched_off(chain, answered):
+    writer = AuditWriter(chain)
+    with ServerThread(_app(writer, answered_predictions=answered)) as server:
+        for path in ("/predict", "/predict/batch", "/deployments/ab/predict"):
+            assert httpx.post(server.url + path, content=b"{}").status_code in (200, 422)
+        assert httpx.post(server.url + "/models/churn/promote").status_code == 200
+    writer.close()
+    audited = [(r["target"], r["detail"]["status"]) for r in chain.rows()]
+    refused_and_governance = [("POST /predict/batch", 422), ("POST /models/churn/promote", 200)]
+    if answered:
+        assert audited == [
+            ("POST /predict", 200),
+            ("POST /predict/batch", 422),
+            ("POST /deployments/ab/predict", 200),
+            ("POST /models/churn/promote", 200),
+        ]
+    else:
+        assert audited == refused_and_governance
+    digests = [r["detail"].get("input_sha256") for r in chain.rows()]
+    assert digests[0] is not None  # prediction calls carry the body digest
