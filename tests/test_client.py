@@ -64,6 +64,38 @@ def test_happy_paths(client, trained):
     assert "model_predictions_total" in client.metrics()
 
 
+def test_predictions_through_a_deployment(trained):
+    from mloop.deploy.service import DeploymentService
+
+    spec = {
+        "name": "churn-ab",
+        "policy": "ab",
+        "variants": [
+            {"name": "a", "model": "churn/1", "weight": 50},
+            {"name": "b", "model": "churn@production", "weight": 50},
+        ],
+    }
+    DeploymentService(trained.settings).apply(spec, actor="test")
+    rows = modelkit.json_rows(trained.frame.head(3))
+    app = create_app("churn@production", trained.settings, log_predictions=False)
+    with ServerThread(app) as server, Client(server.url) as c:
+        first = c.predict(rows[0], deployment="churn-ab", user_id="user-7")
+        assert first["deployment"] == "churn-ab" and first["variant"] in {"a", "b"}
+        again = c.predict(rows[1], deployment="churn-ab", user_id="user-7")
+        assert again["variant"] == first["variant"]  # sticky per user
+        other = "b" if first["variant"] == "a" else "a"
+        assert c.predict(rows[0], deployment="churn-ab", variant=other)["variant"] == other
+        batch = c.predict_batch(rows, deployment="churn-ab", variant="a")
+        assert [r["variant"] for r in batch["predictions"]] == ["a", "a", "a"]
+        assert "variant" not in c.predict(rows[0])  # plain /predict: the served model
+        status = c.deployment("churn-ab")
+        assert status["name"] == "churn-ab" and status["counts_source"] != "prediction log"
+        with pytest.raises(NotFoundError):
+            c.predict(rows[0], deployment="no-such-deployment")
+        with pytest.raises(NotFoundError):
+            c.predict(rows[0], deployment="churn-ab", variant="c")
+
+
 def test_async_jobs_through_the_client(client, trained):
     rows = modelkit.json_rows(trained.frame.head(3))
     queued = client.predict_async(rows)

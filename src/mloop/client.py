@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import time
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -79,13 +80,46 @@ class Client:
         """Readiness; raises ServiceUnavailableError with the reason while not ready."""
         return self._request("GET", "/ready").json()
 
-    def predict(self, features: dict[str, Any] | list[Any]) -> dict[str, Any]:
-        """Predict one row (a dict by feature name, or a list in signature order)."""
-        return self._request("POST", "/predict", json={"features": features}).json()
+    def predict(
+        self,
+        features: dict[str, Any] | list[Any],
+        *,
+        deployment: str | None = None,
+        user_id: str | None = None,
+        variant: str | None = None,
+    ) -> dict[str, Any]:
+        """Predict one row (a dict by feature name, or a list in signature order).
 
-    def predict_batch(self, instances: list[dict[str, Any] | list[Any]]) -> dict[str, Any]:
-        """Predict many rows in one request."""
-        return self._request("POST", "/predict/batch", json={"instances": instances}).json()
+        With `deployment` the row goes through that deployment: `user_id` keeps a user on one
+        variant (sent as `X-User-Id`), `variant` forces one (sent as `X-Variant`, the default
+        force header); the answer names the `deployment` and `variant`.
+        """
+        return self._request(
+            "POST",
+            _predict_path(deployment),
+            json={"features": features},
+            headers=_routing_headers(user_id, variant),
+        ).json()
+
+    def predict_batch(
+        self,
+        instances: list[dict[str, Any] | list[Any]],
+        *,
+        deployment: str | None = None,
+        user_id: str | None = None,
+        variant: str | None = None,
+    ) -> dict[str, Any]:
+        """Predict many rows in one request (through `deployment`: see `predict`)."""
+        return self._request(
+            "POST",
+            _predict_path(deployment) + "/batch",
+            json={"instances": instances},
+            headers=_routing_headers(user_id, variant),
+        ).json()
+
+    def deployment(self, name: str) -> dict[str, Any]:
+        """A deployment's status on this server: variants, versions, shares and live counts."""
+        return self._request("GET", f"/deployments/{quote(name, safe='')}").json()
 
     def predict_async(self, instances: list[dict[str, Any] | list[Any]]) -> dict[str, Any]:
         """Queue rows for prediction: `{job_id, status, status_url}` (the job is durable)."""
@@ -148,6 +182,21 @@ class Client:
         if response.status_code >= 400:
             raise _error_from(response)
         return response
+
+
+def _predict_path(deployment: str | None) -> str:
+    if deployment is None:
+        return "/predict"
+    return f"/deployments/{quote(deployment, safe='')}/predict"
+
+
+def _routing_headers(user_id: str | None, variant: str | None) -> dict[str, str]:
+    headers = {}
+    if user_id is not None:
+        headers["X-User-Id"] = str(user_id)
+    if variant is not None:
+        headers["X-Variant"] = variant
+    return headers
 
 
 def _error_from(response: httpx.Response) -> MloopError:

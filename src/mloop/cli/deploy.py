@@ -127,7 +127,7 @@ def status(
         from mloop.client import Client
 
         with Client(url) as client:
-            report = client._request("GET", f"/deployments/{name}").json()
+            report = client.deployment(name)
     if as_json:
         _echo_json(report)
         return
