@@ -16,11 +16,12 @@ from typing import Any
 import numpy as np
 from starlette.requests import Request
 
-from mloop.errors import ValidationError
+from mloop.errors import MloopError, ValidationError
 from mloop.monitoring.prediction_log import PredictionBatch
 from mloop.serving.batcher import Answer
 from mloop.serving.cache import CacheUnavailable, cache_key
 from mloop.serving.loader import LoadedModel
+from mloop.serving.metrics import SUCCESS, failure_status, refusal_status
 from mloop.serving.schema import Columns
 from mloop.serving.state import ServingState
 
@@ -43,6 +44,29 @@ def request_timeout(request: Request, state: ServingState) -> float | None:
             )
         limit = min(limit, asked) if limit > 0 else asked
     return limit / 1000.0 if limit > 0 else None
+
+
+def count_refused(state: ServingState, exc: MloopError, rows: int = 1) -> None:
+    """Count rows refused before the model: invalid input, or no model to ask."""
+    state.metrics.count(state.version_label, refusal_status(exc), rows)
+
+
+async def infer_counted(
+    state: ServingState,
+    model: LoadedModel,
+    part: Columns,
+    rows: Sequence[Any],
+    *,
+    timeout: float | None,
+) -> Answer:
+    """`infer`, with the rows counted as answered, or by why they failed (then re-raised)."""
+    try:
+        answer = await infer(state, model, part, rows, timeout=timeout)
+    except MloopError as exc:
+        state.metrics.count(model.version, failure_status(exc), part.rows)
+        raise
+    state.metrics.count(model.version, SUCCESS, part.rows)
+    return answer
 
 
 async def infer(

@@ -23,8 +23,7 @@ from mloop.errors import MloopError, ValidationError
 from mloop.security.access import Role, requires
 from mloop.serving.body import parse_json, read_body
 from mloop.serving.handlers import json_response
-from mloop.serving.inference import infer, request_timeout
-from mloop.serving.metrics import SUCCESS, failure_status, refusal_status
+from mloop.serving.inference import count_refused, infer_counted, request_timeout
 from mloop.serving.routes.predict import WORKER_HEADER, check_batch_rows
 from mloop.serving.schema import InputSchema, describe_value
 from mloop.serving.state import serving_state
@@ -81,16 +80,12 @@ async def invocations(request: Request) -> Response:
         check_batch_rows(state, len(rows), "the request")
         part = model.schema.validate(rows)
     except MloopError as exc:
-        status = refusal_status(exc)
-        state.metrics.count(state.version_label, status, count)
+        count_refused(state, exc, count)
         return mlflow_error(exc)
     try:
-        answer = await infer(state, model, part, rows, timeout=timeout)
+        answer = await infer_counted(state, model, part, rows, timeout=timeout)
     except MloopError as exc:
-        status = failure_status(exc)
-        state.metrics.count(model.version, status, part.rows)
         return mlflow_error(exc)
-    state.metrics.count(model.version, SUCCESS, part.rows)
     return json_response({"predictions": answer.labels}, headers=WORKER_HEADER)
 
 

@@ -26,8 +26,7 @@ from starlette.types import Receive, Scope, Send
 from mloop.errors import MloopError, ValidationError
 from mloop.security.access import Role, requires
 from mloop.serving.body import parse_json
-from mloop.serving.inference import infer, request_timeout
-from mloop.serving.metrics import SUCCESS, failure_status, refusal_status
+from mloop.serving.inference import count_refused, infer_counted, request_timeout
 from mloop.serving.schema import describe_value
 from mloop.serving.state import ServingState, serving_state
 
@@ -185,17 +184,13 @@ async def _answer(state: ServingState, line: bytes, number: int, timeout) -> byt
         model = state.runtime.require()
         part = model.schema.validate([features])
     except MloopError as exc:
-        status = refusal_status(exc)
-        state.metrics.count(state.version_label, status)
+        count_refused(state, exc)
         return _line({"id": line_id, **exc.to_dict()})
     try:
-        answer = await infer(state, model, part, [features], timeout=timeout)
+        answer = await infer_counted(state, model, part, [features], timeout=timeout)
     except MloopError as exc:
-        status = failure_status(exc)
-        state.metrics.count(model.version, status)
         return _line({"id": line_id, **exc.to_dict()})
     confidence = answer.confidence
-    state.metrics.count(model.version, SUCCESS)
     state.metrics.observe(model.version, time.perf_counter() - started, confidence)
     return _line(
         {

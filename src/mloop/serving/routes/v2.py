@@ -24,9 +24,8 @@ from mloop.errors import MloopError, NotFoundError, ValidationError
 from mloop.security.access import Role, requires
 from mloop.serving.body import parse_json, read_body
 from mloop.serving.handlers import json_response
-from mloop.serving.inference import infer, request_timeout
+from mloop.serving.inference import count_refused, infer_counted, request_timeout
 from mloop.serving.loader import LoadedModel
-from mloop.serving.metrics import SUCCESS, failure_status, refusal_status
 from mloop.serving.routes.predict import WORKER_HEADER, check_batch_rows
 from mloop.serving.state import ServingState, serving_state
 
@@ -139,16 +138,12 @@ async def infer_v2(request: Request, name: str, version: str | None = None) -> R
         wanted = _requested_outputs(document, model)
         part = model.schema.validate(rows)
     except MloopError as exc:
-        status = refusal_status(exc)
-        state.metrics.count(state.version_label, status, count)
+        count_refused(state, exc, count)
         return v2_error(exc)
     try:
-        answer = await infer(state, model, part, rows, timeout=timeout)
+        answer = await infer_counted(state, model, part, rows, timeout=timeout)
     except MloopError as exc:
-        status = failure_status(exc)
-        state.metrics.count(model.version, status, part.rows)
         return v2_error(exc)
-    state.metrics.count(model.version, SUCCESS, part.rows)
     n = len(answer.labels)
     outputs = []
     if "label" in wanted:
