@@ -9,6 +9,10 @@ single-row `predict_proba` in this process. mloop runs with its defaults (predic
 drift, audit) except the prediction cache, which is off: repeated rows would be answered from
 it, which is not what is being measured.
 
+The floor runs twice: on stock uvicorn (the issue's floor) and on uvicorn with mloop's own HTTP
+protocol (`mloop.serving.http`: one write per response), so the ratio is also shown against the
+same HTTP stack mloop runs on.
+
 Besides requests/s and latency, each server's own CPU time per 1,000 requests is read from
 /proc (the server process and its workers): on a machine shared with other work, throughput is
 noisy while CPU per request is not, and `--set MLOOP_X=value` runs the mloop servers with a
@@ -111,6 +115,11 @@ def run(work: Path, args) -> None:
             "/predict",
             "mloop",
         ),
+        "bare Starlette, mloop's HTTP protocol": (
+            _uvicorn_one_write("serving_apps:floor", args.workers),
+            "/predict",
+            "mloop",
+        ),
     }
     results = {}
     for name, (command, path, style) in servers.items():
@@ -151,6 +160,7 @@ def _report(results: dict, single_ms: float, args) -> None:
     ours = results.get("mloop /predict")
     peer = results.get("mlflow models serve /invocations")
     floor = results.get("bare Starlette (floor)")
+    same_http = results.get("bare Starlette, mloop's HTTP protocol")
     seed = results.get("seed-style FastAPI /predict")
     onnx = results.get("mloop /predict (ONNX)")
     one = results.get("mloop /predict, 1 connection")
@@ -159,12 +169,16 @@ def _report(results: dict, single_ms: float, args) -> None:
         print(f"  mloop / mlflow models serve   {ours['rps'] / peer['rps']:8.1f}x  (target >= 25x)")
     if ours and floor:
         print(f"  mloop / floor                 {ours['rps'] / floor['rps']:8.1%}  (target >= 35%)")
+    if ours and same_http:
+        print(f"  mloop / floor on mloop's HTTP {ours['rps'] / same_http['rps']:8.1%}")
     if ours and seed:
         print(f"  mloop / seed-style FastAPI    {ours['rps'] / seed['rps']:8.1f}x")
     if onnx and peer:
         print(f"  mloop ONNX / mlflow           {onnx['rps'] / peer['rps']:8.1f}x")
     if onnx and floor:
         print(f"  mloop ONNX / floor            {onnx['rps'] / floor['rps']:8.1%}")
+    if onnx and same_http:
+        print(f"  mloop ONNX / floor, same HTTP {onnx['rps'] / same_http['rps']:8.1%}")
     if ours:
         print(
             f"  mloop p99 at {args.connections} connections    {ours['p99']:8.2f} ms (target < 50)"
@@ -248,6 +262,16 @@ def _uvicorn(target: str, workers: int, factory: bool = False) -> list[str]:
     command = [str(BIN / "uvicorn"), target, "--host", "127.0.0.1", "--workers", str(workers)]
     command += ["--log-level", "warning", "--no-access-log"]
     return command + (["--factory"] if factory else [])
+
+
+def _uvicorn_one_write(target: str, workers: int) -> list[str]:
+    """uvicorn with mloop's HTTP protocol (one write per response, `mloop.serving.http`)."""
+    code = (
+        "import sys, uvicorn; from mloop.serving.http import HTTP_PROTOCOL; "
+        f"uvicorn.run({target!r}, host='127.0.0.1', port=int(sys.argv[-1]), workers={workers}, "
+        "http=HTTP_PROTOCOL, log_level='warning', access_log=False)"
+    )
+    return [sys.executable, "-c", code]
 
 
 class _server:

@@ -3,17 +3,28 @@ concurrent writers (threads and processes) on SQLite and PostgreSQL still build 
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import io
 import json
 import multiprocessing
 import stat
 import threading
+from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 
 from mloop.errors import ConfigError
-from mloop.governance.audit import GENESIS, AuditLog, audit_log
+from mloop.governance.audit import (
+    GENESIS,
+    AuditLog,
+    _detail_text,
+    _mac,
+    _mac_content,
+    audit_log,
+)
 from mloop.settings import Settings
 from mloop.store.db import Database
 
@@ -174,3 +185,102 @@ def test_environment_secret_wins(tmp_path, monkeypatch):
     monkeypatch.setenv("MLOOP_AUDIT_SECRET", "short")
     with pytest.raises(ConfigError, match="at least 32"):
         audit_log(Settings(home=tmp_path / "h"))
+
+
+# --------------------------------------------------------------- the signed bytes, fast and old
+
+
+def _old_mac(secret: bytes, *fields: str) -> str:
+    """The MAC as first defined: HMAC-SHA256 over json.dumps of the six fields."""
+    content = json.dumps(list(fields), separators=(",", ":"))
+    return hmac.new(secret, content.encode(), hashlib.sha256).hexdigest()
+
+
+NON_ASCII = ["é", "中", "\u2028", "\U0001f600", "\ud800", "\x7f"]
+
+
+@pytest.mark.parametrize("char", [chr(i) for i in range(128)] + NON_ASCII)
+def test_signed_bytes_are_json_dumps_bytes_for_every_character(char):
+    for position in range(6):
+        fields = ["a" * 64, "2027-01-15T08:00:00.500000Z", "bob", "api.call", "POST /x", "{}"]
+        fields[position] = f"x{char}y{char}"
+        expected = json.dumps(fields, separators=(",", ":")).encode()
+        assert _mac_content(*fields) == expected
+        assert _mac(b"k" * 32, *fields) == _old_mac(b"k" * 32, *fields)
+
+
+def test_signed_bytes_of_values_that_are_not_strings_are_json_dumps_bytes():
+    class Text(str):
+        pass
+
+    for odd in (None, 7, 1.5, Text("sub")):
+        fields = [GENESIS, "2027-01-15T08:00:00.500000Z", "bob", odd, "t", "{}"]
+        assert _mac_content(*fields) == json.dumps(fields, separators=(",", ":")).encode()
+
+
+@pytest.mark.parametrize(
+    "detail",
+    [
+        {"method": "POST", "path": "/predict", "status": 200, "duration_ms": 1.234, "client": None},
+        {"z": "é中😀", "a": True, "m": -(2**63), "big": 2**70, "f": 1e16, "tiny": 5e-324},
+        {"nan": float("nan"), "inf": float("inf")},
+        {"nested": {"b": [1, {"d": 2, "c": 3}]}, "a": "x"},
+        {"when": datetime(2027, 1, 15, tzinfo=UTC), "path": Path("/tmp/x")},
+        {"ctl": '\x00\x1f\x7f"\\/', "ü": 1, "U": 2},
+        {},
+    ],
+)
+def test_stored_detail_parses_to_what_json_dumps_wrote_with_sorted_keys(detail):
+    old = json.dumps(detail, sort_keys=True, separators=(",", ":"), default=str)
+    new = _detail_text(detail)
+    assert _same(json.loads(new), json.loads(old))
+    assert list(json.loads(new)) == sorted(detail)
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, float) and isinstance(b, float) and a != a:
+        return b != b
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return a == b and type(a) is type(b)
+
+
+def test_rows_signed_the_old_way_and_the_new_way_verify_together(database):
+    """An old chain (details as json.dumps wrote them, non-ASCII escaped) goes on with new
+    appends, and the whole chain also checks out under the old MAC definition."""
+    secret = b"s" * 32
+    log = AuditLog(database, secret)
+    prev = GENESIS
+    with database.engine.begin() as conn:
+        for seq, detail in enumerate([{"who": "zoë", "n": 1}, {"path": "/predict", "s": 200}], 1):
+            text_ = json.dumps(detail, sort_keys=True, separators=(",", ":"), default=str)
+            fields = (prev, f"2027-01-15T08:00:0{seq}.000000Z", "old", "api.call", "GET /é", text_)
+            mac = _old_mac(secret, *fields)
+            conn.execute(
+                text(
+                    "INSERT INTO audit_log (seq, created_at, actor, action, target, detail, "
+                    "prev_mac, mac) VALUES (:seq, :at, :actor, :action, :target, :detail, "
+                    ":prev, :mac)"
+                ),
+                {"seq": seq, "mac": mac}
+                | dict(
+                    zip(["prev", "at", "actor", "action", "target", "detail"], fields, strict=True)
+                ),
+            )
+            prev = mac
+        conn.execute(text("UPDATE audit_head SET seq = 2, mac = :mac"), {"mac": prev})
+    log.record("zoë", "model.promote", "churn/3", stage="Production", note="naïve\x7f")
+    log.record("new", "api.call", "POST /predict", status=200, duration_ms=0.5, client=None)
+    assert log.verify().ok
+    rows = list(log.rows())
+    assert [r["seq"] for r in rows] == [1, 2, 3, 4]
+    assert rows[2]["detail"] == {"note": "naïve\x7f", "stage": "Production"}
+    for row in rows:
+        fields = [row[k] for k in ("prev_mac", "created_at", "actor", "action", "target")]
+        with database.engine.connect() as conn:
+            stored = conn.execute(
+                text("SELECT detail FROM audit_log WHERE seq = :s"), {"s": row["seq"]}
+            ).scalar_one()
+        assert _old_mac(secret, *fields, stored) == row["mac"]

@@ -3,7 +3,9 @@ losses recorded, and answered prediction calls left to the prediction log when a
 
 from __future__ import annotations
 
+import random
 import re
+from datetime import UTC, datetime
 
 import govkit
 import httpx
@@ -13,8 +15,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from mloop.governance.audit import AuditEvent, audit_log
-from mloop.governance.audit_writer import AuditMiddleware, AuditWriter
+from mloop.governance.audit import AuditEvent, AuditLog, audit_log
+from mloop.governance.audit_writer import AuditMiddleware, AuditWriter, _iso
 from mloop.serving.server import ServerThread
 
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
@@ -101,3 +103,65 @@ def test_answered_prediction_calls_are_audited_unless_switched_off(chain, answer
         assert audited == refused_and_governance
     digests = [r["detail"].get("input_sha256") for r in chain.rows()]
     assert digests[0] is not None  # prediction calls carry the body digest
+
+
+def _strftime(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def test_call_times_are_formatted_as_strftime_would_across_seconds_and_rounding():
+    base = 1_800_000_000
+    edges = [
+        base,
+        base + 0.5,
+        base + 0.0000005,  # rounds half to even, down
+        base + 0.0000015,
+        base + 0.9999994,
+        base + 0.9999995,  # carries into the next second
+        base + 0.99999999,
+        base - 0.0000001,
+        base + 1,
+        base - 86_400.25,  # backwards in time: the cached second must not be reused
+        0.0,
+        1e-7,
+        0.5e-6,  # exactly half a microsecond once multiplied: half to even
+        1.5e-6,
+        2.5e-6,
+    ]
+    rng = random.Random(7)
+    spread = [base + rng.uniform(-5, 5) for _ in range(5000)]
+    steady = [base + i * 0.000137 for i in range(20_000)]
+    for at in edges + spread + steady + edges:
+        assert _iso(at) == _strftime(at), at
+
+
+def test_api_calls_on_both_databases_verify_and_read_back(database):
+    chain = AuditLog(database, b"q" * 32)
+    writer = AuditWriter(chain, batch=4)
+    calls = [
+        (1_800_000_000.25, "anonymous", "POST", "/predict", 200, 1.234, "127.0.0.1", "ab" * 32),
+        (1_800_000_000.5, "zoë", "GET", "/models/é\x7f\"'\\\t", 404, 0.5, None, None),
+        (1_800_000_001.9999996, "svc", "POST", "/v2/models/m/infer", 500, 12.0, "::1", None),
+    ] * 3
+    for call in calls:
+        writer.submit_call(call)
+    writer.close()
+    assert writer.written == len(calls) and writer.dropped == 0
+    rows = list(chain.rows())
+    assert len(rows) == len(calls)
+    for row, (at, actor, method, path, status, duration, client, digest) in zip(
+        rows, calls, strict=True
+    ):
+        assert row["created_at"] == _strftime(at)
+        assert (row["actor"], row["action"], row["target"]) == (
+            actor,
+            "api.call",
+            f"{method} {path}",
+        )
+        expected = {"method": method, "path": path, "status": status, "duration_ms": duration}
+        expected["client"] = client
+        if digest is not None:
+            expected["input_sha256"] = digest
+        assert row["detail"] == expected
+    assert rows[2]["created_at"] == "2027-01-15T08:00:02.000000Z"  # rounded up
+    assert chain.verify().ok

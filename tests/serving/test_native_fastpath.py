@@ -13,7 +13,7 @@ from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 
 from mloop.serving.loader import load_model
-from mloop.serving.native import is_fast, proba_function
+from mloop.serving.native import JoinedForest, is_fast, proba_function
 
 
 def test_served_model_matches_the_pyfunc_path_bit_for_bit(trained):
@@ -31,7 +31,7 @@ def test_served_model_matches_the_pyfunc_path_bit_for_bit(trained):
 
 
 @pytest.mark.parametrize("cls", [RandomForestClassifier, ExtraTreesClassifier])
-@pytest.mark.parametrize("rows", [1, 7, 300])
+@pytest.mark.parametrize("rows", [1, 7, 64, 300])  # 300: past the one-table gather
 def test_forest_probabilities_are_identical(cls, rows):
     rng = np.random.default_rng(3)
     X = pd.DataFrame(rng.normal(size=(400, 6)), columns=[f"f{i}" for i in range(6)])
@@ -40,6 +40,33 @@ def test_forest_probabilities_are_identical(cls, rows):
     forest = cls(n_estimators=15, random_state=0).fit(X, y)
     fast = proba_function(forest)
     assert np.array_equal(fast(X.head(rows)), forest.predict_proba(X.head(rows)))
+
+
+@pytest.mark.parametrize("cls", [RandomForestClassifier, ExtraTreesClassifier])
+def test_the_joined_forest_walks_all_trees_at_once_with_identical_numbers(cls):
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(300, 4)).astype(np.float32)
+    X[::13, 1] = np.nan
+    y = rng.integers(0, 4, 300)
+    for trees in (1, 2, 7, 33):  # routers of every shape, down to a single tree
+        forest = cls(n_estimators=trees, random_state=0).fit(X, y)
+        joined = JoinedForest.build([t.tree_ for t in forest.estimators_], 4)
+        assert joined is not None
+        assert joined.tree.node_count == sum(t.tree_.node_count for t in forest.estimators_) + (
+            trees - 1
+        )
+        assert np.array_equal(joined.proba(X[:40]), forest.predict_proba(X[:40]))
+
+
+def test_sparse_input_gives_identical_probabilities():
+    from scipy import sparse
+
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(200, 5)) * (rng.random((200, 5)) > 0.5)
+    y = (X[:, 0] + X[:, 1] > 0).astype(int)
+    forest = RandomForestClassifier(n_estimators=10, random_state=0).fit(X, y)
+    rows = sparse.csr_matrix(X[:9])
+    assert np.array_equal(proba_function(forest)(rows), forest.predict_proba(rows))
 
 
 def test_other_models_use_their_own_predict_proba():

@@ -8,6 +8,7 @@ middleware still sees the fast-path requests.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator
 
 import httpx
@@ -16,7 +17,7 @@ import orjson
 import pytest
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from mloop.serving.app import create_app
+from mloop.serving.app import YOUNG_GC_THRESHOLD, create_app
 from mloop.serving.fastpath import ServingApp
 from mloop.serving.server import ServerThread
 
@@ -119,3 +120,7 @@ def test_other_methods_and_routes_still_go_through_fastapi(pair):
     assert wrong.status_code == 405
     assert wrong.json()["error"] == "MethodNotAllowed"
     assert httpx.get(f"{fast.url}/openapi.json").json()["paths"]["/predict"]["post"]
+
+
+def test_a_serving_process_collects_young_objects_less_often(pair):
+    assert gc.get_threshold()[0] >= YOUNG_GC_THRESHOLD  # set when the app starts

@@ -49,6 +49,7 @@ def serve(
     import uvicorn
 
     from mloop.serving.app import MODEL_ENV, create_app, default_deployment
+    from mloop.serving.http import HTTP_PROTOCOL
     from mloop.serving.loader import check_reference
     from mloop.store import open_database
 
@@ -96,6 +97,7 @@ def serve(
             port=port,
             log_level=level,
             access_log=access_log,
+            http=HTTP_PROTOCOL,
         )
         return
     # Workers write metrics to files in one folder; /metrics sums them (counters, histograms)
@@ -121,6 +123,7 @@ def serve(
             workers=workers,
             log_level=level,
             access_log=access_log,
+            http=HTTP_PROTOCOL,
         )
     finally:
         if own_dir is not None:

@@ -31,7 +31,6 @@ log = logging.getLogger("mloop.audit")
 UNAUDITED_PATHS = frozenset({"/health", "/ready", "/metrics"})
 DIGEST_PREFIXES = ("/predict",)
 
-_ISO = "%Y-%m-%dT%H:%M:%S.%fZ"  # audit.now_iso's format
 
 # One API call as the middleware saw it: (time.time(), actor, method, path, status,
 # duration_ms, client, input_sha256 or None). The writer thread turns it into an AuditEvent.
@@ -107,8 +106,27 @@ def _call_event(call: tuple) -> AuditEvent:
     }
     if digest is not None:
         detail["input_sha256"] = digest
-    created = datetime.fromtimestamp(at, UTC).strftime(_ISO)
-    return AuditEvent(actor, "api.call", f"{method} {path}", detail, created)
+    return AuditEvent(actor, "api.call", f"{method} {path}", detail, _iso(at))
+
+
+_second: tuple[int, str] = (0, "")  # the last second formatted, as (epoch second, text up to ".")
+
+
+def _iso(at: float) -> str:
+    """`datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")` (audit.now_iso's
+    format), formatting each second once.
+
+    The microseconds are the datetime's own (CPython rounds half to even, which may carry into
+    the next second); `at` minus them rounds to that datetime's whole second.
+    """
+    global _second
+    moment = datetime.fromtimestamp(at, UTC)
+    micro = moment.microsecond
+    second = round(at - micro / 1e6)
+    cached = _second  # one read: other writer threads may replace it
+    if second != cached[0]:
+        cached = _second = (second, moment.strftime("%Y-%m-%dT%H:%M:%S."))
+    return f"{cached[1]}{micro:06d}Z"
 
 
 class AuditMiddleware:
@@ -148,26 +166,36 @@ class AuditMiddleware:
         try:
             await self.app(scope, receive_hashing if digest is not None else receive, send_status)
         finally:
-            writer = _writer(scope)
-            if writer is not None and (
-                self.answered_predictions
-                or status >= 300
-                or not is_prediction(scope.get("method"), path)
-            ):
-                state = scope.get("state") or {}
-                client = scope.get("client")
-                writer.submit_call(
-                    (
-                        time.time(),
-                        state.get("mloop_identity") or "anonymous",
-                        scope.get("method"),
-                        path,
-                        status,
-                        round((time.perf_counter() - started) * 1000, 3),
-                        client[0] if client else None,
-                        digest.hexdigest() if digest is not None else None,
-                    )
+            self.record(scope, status, started, digest.hexdigest() if digest is not None else None)
+
+    def record(self, scope: Scope, status: int, started: float, digest: str | None) -> None:
+        """Queue the audit row of one answered call (`started`: its `time.perf_counter()`).
+
+        The serving fast path calls this directly instead of wrapping its endpoint.
+        """
+        writer = _writer(scope)
+        if writer is None:
+            return
+        path = scope.get("path", "")
+        if (
+            self.answered_predictions
+            or status >= 300
+            or not is_prediction(scope.get("method"), path)
+        ):
+            state = scope.get("state") or {}
+            client = scope.get("client")
+            writer.submit_call(
+                (
+                    time.time(),
+                    state.get("mloop_identity") or "anonymous",
+                    scope.get("method"),
+                    path,
+                    status,
+                    round((time.perf_counter() - started) * 1000, 3),
+                    client[0] if client else None,
+                    digest,
                 )
+            )
 
 
 def is_prediction(method: str | None, path: str) -> bool:

@@ -2,10 +2,11 @@
 
 The server only appends one item per request to a bounded queue (`mloop.background`); a
 background thread wakes at most every `interval` seconds under load and writes everything
-queued in one transaction per `batch_rows` rows: SQLAlchemy Core `executemany` of plain
-rows, each row's canonical JSON (sorted keys) serialized once by orjson and used twice, for
-`input_sha256` and as the stored `features` text. When the queue is full the rows are dropped
-and counted instead of blocking the response.
+queued in one transaction per `batch_rows` rows, as plain tuples handed to the driver
+(`mloop.store.bulk`: executemany on SQLite, COPY on PostgreSQL), each row's canonical JSON
+(sorted keys) serialized once by orjson and used twice, for `input_sha256` and as the stored
+`features` text. When the queue is full the rows are dropped and counted instead of blocking
+the response.
 """
 
 from __future__ import annotations
@@ -18,11 +19,10 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import JSON, bindparam
-from sqlalchemy.types import TypeDecorator
 
 from mloop.background import BackgroundQueue
 from mloop.store import Database, PredictionRecord
+from mloop.store.bulk import BulkInsert
 
 log = logging.getLogger("mloop.prediction_log")
 
@@ -67,20 +67,19 @@ def _plain(value: Any) -> Any:
     return item() if callable(item) else str(value)
 
 
-class _JSONText(TypeDecorator):
-    """A JSON column bound from text that is already JSON (no second serialization)."""
-
-    impl = JSON
-    cache_ok = True
-
-    def bind_processor(self, dialect: Any) -> None:
-        return None
-
-
-_INSERT = PredictionRecord.__table__.insert().values(
-    features=bindparam("features", type_=_JSONText()),
-    prediction=bindparam("prediction", type_=_JSONText()),
+_COLUMNS = (
+    "id",
+    "created_at",
+    "model_name",
+    "model_version",
+    "input_sha256",
+    "features",
+    "prediction",
+    "probability",
+    "latency_ms",
 )
+# features and prediction arrive as JSON text already: no second serialization
+_INSERT = BulkInsert(PredictionRecord.__table__, _COLUMNS, raw=("features", "prediction"))
 
 
 class PredictionLogWriter:
@@ -150,44 +149,46 @@ class PredictionLogWriter:
     def _write(self, batches: list[PredictionBatch]) -> None:
         if not batches:
             return
-        records = [record for batch in batches for record in self._records(batch)]
+        records = self._records(batches)
         try:
             with self.database.engine.begin() as connection:
-                connection.execute(_INSERT, records)
+                _INSERT(connection, records)
         except Exception:  # the log must never take the server down
             log.exception("cannot write %d prediction log rows", len(records))
             self._drop(len(records))
             return
         self.written += len(records)
 
-    def _records(self, batch: PredictionBatch) -> list[dict[str, Any]]:
-        """Plain insert parameters: one canonical JSON text per row, digest taken from it."""
-        columns = batch.columns
+    def _records(self, batches: list[PredictionBatch]) -> list[tuple]:
+        """Rows in `_COLUMNS` order: one canonical JSON text per row, digest taken from it."""
         keep = self.log_inputs
         sha256 = hashlib.sha256
-        common = {
-            "created_at": batch.created_at,
-            "model_name": batch.model_name,
-            "model_version": batch.model_version,
-            "latency_ms": batch.latency_ms,
-        }
-        records = []
-        for prediction_id, row, prediction, probability in zip(
-            batch.ids, batch.rows, batch.predictions, batch.probabilities, strict=True
-        ):
-            text = canonical_json(
-                row if type(row) is dict else dict(zip(columns, row, strict=True))
-            )
-            records.append(
-                {
-                    **common,
-                    "id": prediction_id,
-                    "input_sha256": sha256(text).hexdigest(),
-                    "features": text.decode() if keep else None,
-                    "prediction": canonical_json(prediction).decode(),
-                    "probability": probability,
-                }
-            )
+        dumps = orjson.dumps
+        records: list[tuple] = []
+        append = records.append
+        for batch in batches:
+            columns = batch.columns
+            at, name, version = batch.created_at, batch.model_name, batch.model_version
+            latency = batch.latency_ms
+            for prediction_id, row, prediction, probability in zip(
+                batch.ids, batch.rows, batch.predictions, batch.probabilities, strict=True
+            ):
+                if type(row) is not dict:
+                    row = dict(zip(columns, row, strict=True))
+                text = dumps(row, option=_CANONICAL, default=_plain)
+                append(
+                    (
+                        prediction_id,
+                        at,
+                        name,
+                        version,
+                        sha256(text).hexdigest(),
+                        text.decode() if keep else None,
+                        dumps(prediction, option=_CANONICAL, default=_plain).decode(),
+                        probability,
+                        latency,
+                    )
+                )
         return records
 
     def _drop(self, rows: int) -> None:

@@ -7,7 +7,10 @@ directly, doing exactly what the FastAPI routes do:
 
 - the role check (`Role.PREDICTOR`) through `app.state.mloop_auth` when one is installed
   (authentication and rate limits), with the same error answers;
-- the app's own middleware (`app.user_middleware`, e.g. the API-call audit), in the same order;
+- the app's own middleware (`app.user_middleware`), in the same order, except the API-call
+  audit: the endpoint records its row itself (`AuditMiddleware.record`: the same row, without
+  wrapping `receive` and `send` in two more coroutines per request); the body's sha256 is
+  that of the body read (an unread body, e.g. refused before reading, hashes as empty);
 - the same answer function (`routes.predict.answer_one` / `answer_batch`): body-size limit,
   orjson parse, validation, deadline, cache, batcher, `state.publish`, metrics;
 - exceptions mapped through the app's exception handlers, like Starlette does.
@@ -19,7 +22,9 @@ traces keep covering predictions, and when the app has a `root_path`.
 
 from __future__ import annotations
 
+import hashlib
 import inspect
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -28,6 +33,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from mloop.governance.audit_writer import AuditMiddleware
 from mloop.security.access import Role
 
 Answer = Callable[[Request], Awaitable[Response]]
@@ -67,8 +73,15 @@ class ServingApp(FastAPI):
             return _OFF
         fast: dict[str, ASGIApp] = {}
         for path, answer in (("/predict", answer_one), ("/predict/batch", answer_batch)):
-            app: ASGIApp = _Endpoint(self, answer)
-            for cls, args, kwargs in reversed(self.user_middleware):
+            audit = None
+            wrappers = []
+            for cls, args, kwargs in self.user_middleware:
+                if cls is AuditMiddleware and audit is None:
+                    audit = AuditMiddleware(None, *args, **kwargs)  # type: ignore[arg-type]
+                else:
+                    wrappers.append((cls, args, kwargs))
+            app: ASGIApp = _Endpoint(self, answer, audit)
+            for cls, args, kwargs in reversed(wrappers):
                 app = cls(app, *args, **kwargs)
             fast[path] = app
         self._fast = fast
@@ -76,23 +89,33 @@ class ServingApp(FastAPI):
 
 
 class _Endpoint:
-    """One prediction route as a plain ASGI app: role check, answer, exception handlers."""
+    """One prediction route as a plain ASGI app: role check, answer, exception handlers, and
+    the API-call audit row when the app audits calls."""
 
-    def __init__(self, app: FastAPI, answer: Answer) -> None:
+    def __init__(self, app: FastAPI, answer: Answer, audit: AuditMiddleware | None) -> None:
         self.app = app
         self.answer = answer
+        self.audit = audit
         self.state: dict[str, Any] = app.state._state  # plain dict: no AttributeError cost
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
         request = Request(scope, receive, send)
+        status = 500
         try:
-            authenticator = self.state.get("mloop_auth")
-            if authenticator is not None:
-                await authenticator.authorize(request, Role.PREDICTOR)
-            response = await self.answer(request)
-        except Exception as exc:
-            response = await self._handle(request, exc)
-        await response(scope, receive, send)
+            try:
+                authenticator = self.state.get("mloop_auth")
+                if authenticator is not None:
+                    await authenticator.authorize(request, Role.PREDICTOR)
+                response = await self.answer(request)
+            except Exception as exc:
+                response = await self._handle(request, exc)
+            status = response.status_code
+            await response(scope, receive, send)
+        finally:
+            if self.audit is not None:
+                body = getattr(request, "_body", b"")
+                self.audit.record(scope, status, started, hashlib.sha256(body).hexdigest())
 
     async def _handle(self, request: Request, exc: Exception) -> Response:
         """The response of the app's handler for `exc` (the nearest class in its MRO)."""

@@ -8,6 +8,7 @@ its traceback and never sent to the client.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 import orjson
 from fastapi import FastAPI
@@ -29,13 +30,36 @@ _HTTP_NAMES = {
 }
 
 
-def json_response(body: object, status_code: int = 200, headers: dict | None = None) -> Response:
+class JSONBytesResponse(Response):
+    """JSON already serialized, with its headers built directly (no header parsing).
+
+    Starlette's `Response.__init__` re-encodes and scans every header; on the prediction path
+    that was a measurable share of the event loop's time per request.
+    """
+
+    media_type = "application/json"
+
+    def __init__(
+        self, content: bytes, status_code: int = 200, headers: Mapping[str, str] | None = None
+    ) -> None:
+        self.status_code = status_code
+        self.background = None
+        self.body = content
+        raw = [
+            (b"content-length", b"%d" % len(content)),
+            (b"content-type", b"application/json"),
+        ]
+        if headers:
+            raw += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+        self.raw_headers = raw
+
+
+def json_response(
+    body: object, status_code: int = 200, headers: Mapping[str, str] | None = None
+) -> Response:
     """A JSON response serialized with orjson (numpy scalars and arrays allowed)."""
-    return Response(
-        orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY),
-        status_code=status_code,
-        media_type="application/json",
-        headers=headers,
+    return JSONBytesResponse(
+        orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY), status_code, headers
     )
 
 

@@ -19,19 +19,20 @@ from starlette.requests import Request
 from mloop.errors import MloopError, ValidationError
 from mloop.monitoring.prediction_log import PredictionBatch
 from mloop.serving.batcher import Answer
+from mloop.serving.body import raw_header
 from mloop.serving.cache import CacheUnavailable, cache_key
 from mloop.serving.loader import LoadedModel
 from mloop.serving.metrics import SUCCESS, failure_status, refusal_status
 from mloop.serving.schema import Columns
 from mloop.serving.state import ServingState
 
-TIMEOUT_HEADER = "x-request-timeout-ms"
+TIMEOUT_HEADER = b"x-request-timeout-ms"
 
 
 def request_timeout(request: Request, state: ServingState) -> float | None:
     """The deadline in seconds: the setting, shortened by an `X-Request-Timeout-Ms` header."""
     limit = state.settings.request_timeout_ms
-    header = request.headers.get(TIMEOUT_HEADER)
+    header = raw_header(request, TIMEOUT_HEADER)
     if header is not None:
         try:
             asked = float(header)

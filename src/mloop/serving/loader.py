@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -114,9 +115,12 @@ class LoadedModel:
     _proba: Any = field(default=None, repr=False)  # native.proba_function(_native)
     _runner: Any = field(default=None, repr=False)  # a custom predict (e.g. onnxruntime)
 
-    @property
+    @cached_property
     def class_names(self) -> list[str]:
-        """Class labels as strings (JSON object keys); empty for models without classes."""
+        """Class labels as strings (JSON object keys); empty for models without classes.
+
+        Computed once: every answer with probabilities uses them as keys.
+        """
         return [str(c) for c in self.classes] if self.classes is not None else []
 
     def predict(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:

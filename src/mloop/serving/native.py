@@ -4,10 +4,10 @@ A random forest's `predict_proba` spends most of a small call on bookkeeping, no
 joblib dispatch and input checks once per tree (about 3.7 ms for 1 row of a 100-tree forest,
 of which the trees themselves take 0.2 ms). `proba_function` returns a callable that checks the
 input once (or not at all for a clean numeric frame with the fitted feature names: the serving
-path's validated frames) and walks the trees directly, accumulating in the same order with
-the same float64 arithmetic as scikit-learn, so the probabilities are bit-for-bit identical
-(a test proves it against the pyfunc path). Models it does not know get their own
-`predict_proba`.
+path's validated frames) and walks the trees directly (small calls all trees at once, see
+`JoinedForest`), accumulating in the same order with the same float64 arithmetic as
+scikit-learn, so the probabilities are bit-for-bit identical (a test proves it against the
+pyfunc path). Models it does not know get their own `predict_proba`.
 """
 
 from __future__ import annotations
@@ -18,6 +18,12 @@ from typing import Any
 import numpy as np
 
 ProbaFunction = Callable[[Any], np.ndarray]
+
+# Up to this many rows a call walks the joined forest (for a 100-tree forest: 18 us instead
+# of 270 us for 1 row, 380 instead of 600 for 16); above it, tree by tree is as fast.
+JOINED_ROWS = 64
+# Joining copies the nodes (64 bytes each): forests above this many nodes walk tree by tree.
+_JOINED_MAX_NODES = 4_000_000
 
 
 def proba_function(model: Any) -> ProbaFunction:
@@ -65,11 +71,14 @@ def _forest_path(estimator: Any) -> ProbaFunction | None:
     count = len(trees)
     names = getattr(estimator, "feature_names_in_", None)
     expected = tuple(names) if names is not None else None
+    joined = JoinedForest.build(trees, n_classes)
 
     def forest_proba(X: Any) -> np.ndarray:
         block = _numeric_block(X, expected)
         # Otherwise sklearn's own checks: float32, sparse CSR, feature names, NaN, infinity.
         X = block if block is not None else estimator._validate_X_predict(X)
+        if joined is not None and isinstance(X, np.ndarray) and X.shape[0] <= JOINED_ROWS:
+            return joined.proba(X)
         total = np.zeros((X.shape[0], n_classes), dtype=np.float64)
         for tree in trees:
             total += tree.predict(X)[:, :n_classes]
@@ -77,6 +86,103 @@ def _forest_path(estimator: Any) -> ProbaFunction | None:
         return total
 
     return forest_proba
+
+
+class JoinedForest:
+    """A forest's trees as one scikit-learn `Tree`, so one `apply` call walks all of them.
+
+    Each tree's `apply` releases and retakes the GIL; in a server whose event loop wants the
+    GIL all the time, 100 hand-overs per model call cost more CPU than the tree walks (measured:
+    a 16-row call of a 100-tree forest took ~1 ms of CPU under load against ~0.47 ms alone).
+    Here the trees' nodes sit one after the other behind a small balanced "router" on an extra
+    input column holding the tree's number; each row goes in once per tree, with that number.
+    One `apply` (one GIL release) returns every row's leaf in every tree; a table of the
+    leaves' values gives the probabilities, added tree after tree in scikit-learn's order, so
+    the numbers are bit-for-bit those of `predict_proba`. `build` checks that on sample rows
+    and returns None (callers walk tree by tree) if this scikit-learn's internals differ.
+    """
+
+    def __init__(self, tree: Any, table: np.ndarray, count: int, n_features: int) -> None:
+        self.tree = tree
+        self.table = table  # joined node -> class values (zeros for router nodes)
+        self.count = count
+        self.n_features = n_features
+        self.ids = np.arange(count, dtype=np.float32)[:, None]
+
+    @classmethod
+    def build(cls, trees: list[Any], n_classes: int) -> JoinedForest | None:
+        if not trees or sum(t.node_count for t in trees) > _JOINED_MAX_NODES:
+            return None
+        try:
+            joined = cls._join(trees, n_classes)
+            rows = np.random.default_rng(0).normal(size=(8, trees[0].n_features))
+            rows[0, :] = np.nan  # missing values take each node's learned direction
+            rows = rows.astype(np.float32)
+            expected = np.zeros((len(rows), n_classes))
+            for tree in trees:
+                expected += tree.predict(rows)[:, :n_classes]
+            expected /= len(trees)
+            return joined if np.array_equal(joined.proba(rows), expected) else None
+        except Exception:  # another scikit-learn's Tree layout: the tree-by-tree walk
+            return None
+
+    @classmethod
+    def _join(cls, trees: list[Any], n_classes: int) -> JoinedForest:
+        from sklearn.tree._tree import TREE_LEAF, Tree
+
+        states = [t.__getstate__() for t in trees]
+        sizes = [state["node_count"] for state in states]
+        routers = len(trees) - 1  # a balanced binary tree with one leaf per tree
+        starts = np.cumsum([routers] + sizes[:-1]).tolist()
+        nodes = np.zeros(routers + sum(sizes), dtype=states[0]["nodes"].dtype)
+        table = np.zeros((len(nodes), n_classes), dtype=np.float64)
+        n_features = trees[0].n_features
+        free = iter(range(routers))
+
+        def route(low: int, high: int) -> int:
+            """The node sending tree numbers low..high to their trees' roots."""
+            if low == high:
+                return starts[low]
+            node, middle = next(free), (low + high) // 2
+            nodes[node]["feature"] = n_features  # the extra column: the tree's number
+            nodes[node]["threshold"] = middle + 0.5
+            nodes[node]["left_child"] = route(low, middle)
+            nodes[node]["right_child"] = route(middle + 1, high)
+            nodes[node]["n_node_samples"] = 1
+            nodes[node]["weighted_n_node_samples"] = 1.0
+            return node
+
+        route(0, len(trees) - 1)
+        for state, start in zip(states, starts, strict=True):
+            part = state["nodes"].copy()
+            inner = part["left_child"] != TREE_LEAF
+            part["left_child"][inner] += start
+            part["right_child"][inner] += start
+            nodes[start : start + len(part)] = part
+            table[start : start + len(part)] = state["values"].reshape(len(part), -1)[:, :n_classes]
+        joined = Tree(n_features + 1, np.asarray(trees[0].n_classes, dtype=np.intp), 1)
+        depth = max(t.max_depth for t in trees) + int(np.ceil(np.log2(len(trees))))
+        joined.__setstate__(
+            {
+                "max_depth": depth,
+                "node_count": len(nodes),
+                "nodes": nodes,
+                "values": np.zeros((len(nodes),) + states[0]["values"].shape[1:]),
+            }
+        )
+        return cls(joined, table, len(trees), n_features)
+
+    def proba(self, X: np.ndarray) -> np.ndarray:
+        """Mean class probabilities of float32 rows `X` (rows x features)."""
+        n = X.shape[0]
+        rows = np.empty((self.count, n, self.n_features + 1), dtype=np.float32)
+        rows[:, :, : self.n_features] = X
+        rows[:, :, self.n_features] = self.ids
+        leaves = self.tree.apply(rows.reshape(self.count * n, -1)).reshape(self.count, n)
+        # Reducing over the first axis adds tree after tree, in order: scikit-learn's sums.
+        total = np.add.reduce(self.table[leaves], axis=0)
+        total /= self.count
+        return total
 
 
 def _numeric_block(X: Any, expected: tuple[str, ...] | None) -> np.ndarray | None:
@@ -88,11 +194,21 @@ def _numeric_block(X: Any, expected: tuple[str, ...] | None) -> np.ndarray | Non
     """
     import pandas as pd
 
-    if expected is None or not isinstance(X, pd.DataFrame) or tuple(X.columns) != expected:
+    if expected is None or not isinstance(X, pd.DataFrame):
         return None
+    columns = X.columns
+    if columns is not _checked_columns.get(expected):
+        if tuple(columns) != expected:
+            return None
+        _checked_columns[expected] = columns  # the serving frames share one immutable Index
     values = X.to_numpy()
     if values.dtype.kind not in "fiu":
         return None
     with np.errstate(over="ignore"):  # an overflow becomes infinity: refused just below
         block = np.ascontiguousarray(values, dtype=np.float32)
     return block if np.isfinite(block).all() else None
+
+
+# The last column Index found equal to each fitted name tuple: comparing a pandas Index to a
+# tuple walks its (Arrow) values; an Index is immutable, so the same object needs no new look.
+_checked_columns: dict[tuple[str, ...], Any] = {}

@@ -44,6 +44,7 @@ _KINDS: dict[str, tuple[str, Any]] = {
 }
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
+_PLAIN_NUMBERS = frozenset({float, int})  # not bool: True is not a number here
 _INT_BOUNDS = {np.int64: (-(2**63), 2**63 - 1), np.int32: (-(2**31), 2**31 - 1)}
 
 
@@ -158,30 +159,40 @@ class InputSchema:
     def _float_rows(self, rows: Sequence[Any]) -> Columns | None:
         """All-double signatures: rows of plain finite numbers in one numpy call.
 
-        None when anything is unusual (a null, a bool, a string, a missing key, NaN); the
-        column-wise path then finds and names the problem.
+        None when anything is unusual (a null, a bool, a string, a missing or extra key, NaN);
+        the column-wise path then finds and names the problem.
         """
         names = self.names
-        try:
-            matrix = [
-                [row[n] for n in names] if type(row) is dict and len(row) == len(names) else row
-                for row in rows
-            ]
-        except KeyError:
-            return None
-        for values in matrix:
-            if type(values) is not list or len(values) != len(names):
-                return None
-            for v in values:
-                if type(v) is not float and type(v) is not int:
+        width = len(names)
+        matrix = []
+        total = 0.0
+        for row in rows:
+            if type(row) is dict:
+                if len(row) != width:
                     return None
+                try:
+                    values = [row[n] for n in names]
+                except KeyError:
+                    return None
+            elif type(row) is list and len(row) == width:
+                values = row
+            else:
+                return None
+            if not _PLAIN_NUMBERS.issuperset(map(type, values)):
+                return None
+            try:
+                total += sum(values)  # NaN or infinity anywhere makes the sum non-finite
+            except OverflowError:  # an integer too large for a float
+                return None
+            matrix.append(values)
         try:
             array = np.array(matrix, dtype=np.float64)
         except OverflowError:
             return None
-        if not np.isfinite(array).all():
+        # A finite sum proves every value finite; a sum that overflowed needs the full check.
+        if not math.isfinite(total) and not np.isfinite(array).all():
             return None
-        return Columns(list(array.T), len(rows), array)
+        return Columns(None, len(rows), array)
 
     def _columns(self, rows: Sequence[Any], offset: int) -> list[list[Any]]:
         """Check every row's shape, then transpose the rows into one value list per column."""
@@ -220,17 +231,27 @@ class InputSchema:
         )
 
 
-@dataclass(frozen=True)
 class Columns:
     """Validated rows as one typed array per signature column (numpy or pandas arrays).
 
     `matrix`: the same values as one rows x columns float64 array, when they came as one (the
-    all-double fast path); `arrays` are then views of its columns.
+    all-double fast path); `arrays` are then views of its columns, made when first asked for.
     """
 
-    arrays: list[Any]
-    rows: int
-    matrix: np.ndarray | None = None
+    __slots__ = ("_arrays", "rows", "matrix")
+
+    def __init__(self, arrays: list[Any] | None, rows: int, matrix: np.ndarray | None = None):
+        if arrays is None and matrix is None:
+            raise ValueError("Columns needs arrays or a matrix")
+        self._arrays = arrays
+        self.rows = rows
+        self.matrix = matrix
+
+    @property
+    def arrays(self) -> list[Any]:
+        if self._arrays is None:
+            self._arrays = list(self.matrix.T)  # type: ignore[union-attr]
+        return self._arrays
 
     def __len__(self) -> int:
         return self.rows
@@ -239,8 +260,7 @@ class Columns:
         """The rows at `indices` (e.g. the cache misses of a request)."""
         positions = np.asarray(indices, dtype=np.intp)
         if self.matrix is not None:
-            matrix = self.matrix[positions]
-            return Columns(list(matrix.T), len(positions), matrix)
+            return Columns(None, len(positions), self.matrix[positions])
         return Columns([a[positions] for a in self.arrays], len(positions))
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import uvicorn
 
 from mloop.errors import ServiceUnavailableError
+from mloop.serving.http import HTTP_PROTOCOL
 
 
 class ServerThread:
@@ -34,7 +35,13 @@ class ServerThread:
         wait_for_model: bool = True,
     ) -> None:
         config = uvicorn.Config(
-            app, host=host, port=port, log_level=log_level, lifespan="on", access_log=False
+            app,
+            host=host,
+            port=port,
+            log_level=log_level,
+            lifespan="on",
+            access_log=False,
+            http=HTTP_PROTOCOL,
         )
         self.server = uvicorn.Server(config)
         self.host = host

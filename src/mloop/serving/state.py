@@ -140,4 +140,4 @@ class ServingState:
 
 
 def serving_state(request: Request) -> ServingState:
-    return request.app.state.mloop
+    return request.scope["app"].state._state["mloop"]  # State.__getattr__ is slower
