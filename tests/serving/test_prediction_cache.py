@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 import httpx
 import modelkit
@@ -29,6 +30,7 @@ def test_identical_rows_are_answered_from_the_cache(trained):
         calls = sample(metrics, "mloop_batches_total", model_version="1")
     assert again["probabilities"] == first["probabilities"] == as_list["probabilities"]
     assert again["prediction_id"] != first["prediction_id"]  # every answer gets its own id
+    assert uuid.UUID(again["prediction_id"]).version == 7  # time-ordered, like model answers
     # Row 0 hit three times (again, as a list, in the batch); the batch's two others missed.
     assert sample(metrics, "mloop_prediction_cache_total", model_version="1", result="hit") == 3
     assert sample(metrics, "mloop_prediction_cache_total", model_version="1", result="miss") == 3

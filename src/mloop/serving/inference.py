@@ -8,7 +8,6 @@ misses go through the model's batcher, which publishes what the model answered.
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -18,7 +17,7 @@ from starlette.requests import Request
 
 from mloop.errors import MloopError, ValidationError
 from mloop.monitoring.prediction_log import PredictionBatch
-from mloop.serving.batcher import Answer
+from mloop.serving.batcher import Answer, new_ids
 from mloop.serving.body import raw_header
 from mloop.serving.cache import CacheUnavailable, cache_key
 from mloop.serving.loader import LoadedModel
@@ -130,7 +129,7 @@ def _from_cache(entries: Sequence[Any]) -> Answer:
         probabilities = np.asarray([entry[1] for entry in entries], dtype=np.float64)
     else:
         probabilities = None
-    ids = [str(uuid.uuid4()) for _ in entries]
+    ids = new_ids(len(entries))  # time-ordered, like the model's answers
     return Answer(labels, probabilities, ids, cached=len(entries))
 
 
