@@ -54,8 +54,8 @@ def train(work: Path) -> str:
     from mlflow.models import infer_signature
     from sklearn.ensemble import RandomForestClassifier
 
+    from mloop.registry.tracking import configure_mlflow, ensure_experiment
     from mloop.settings import Settings
-    from mloop.tracking import configure_mlflow, ensure_experiment
 
     settings = Settings(home=work / "home")
     configure_mlflow(settings)
@@ -132,8 +132,8 @@ def child_limit(path: str) -> dict:
     import mlflow
     import pyarrow.parquet as pq
 
+    from mloop.registry.tracking import configure_mlflow
     from mloop.settings import get_settings
-    from mloop.tracking import configure_mlflow
 
     configure_mlflow(get_settings())
     model = mlflow.sklearn.load_model("models:/bench_rf/1")

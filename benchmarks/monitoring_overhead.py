@@ -33,8 +33,8 @@ def train(home: Path) -> list[dict]:
     from mloop.data import generate_churn
     from mloop.pipeline.config import config_from_dict
     from mloop.pipeline.train import train as run_training
+    from mloop.registry.tracking import configure_mlflow
     from mloop.settings import Settings
-    from mloop.tracking import configure_mlflow
 
     settings = Settings(home=home, fallback_model_uris=[])
     configure_mlflow(settings)

@@ -210,8 +210,8 @@ def _register_model(work: Path):
     from sklearn.ensemble import RandomForestClassifier
 
     from mloop.optimize import optimize
+    from mloop.registry.tracking import configure_mlflow, ensure_experiment
     from mloop.settings import Settings
-    from mloop.tracking import configure_mlflow, ensure_experiment
 
     rng = np.random.default_rng(0)
     frame = pd.DataFrame(rng.normal(size=(6000, 20)), columns=FEATURES)

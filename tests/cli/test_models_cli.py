@@ -11,8 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from mloop.cli.main import app
+from mloop.registry.tracking import configure_mlflow, ensure_experiment
 from mloop.settings import Settings, reset_settings
-from mloop.tracking import configure_mlflow, ensure_experiment
 
 runner = CliRunner()
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mloop.registry.tracking import configure_mlflow
 from mloop.settings import Settings
-from mloop.tracking import configure_mlflow
 
 EXAMPLES = Path(__file__).parents[2] / "examples" / "deployments"
 

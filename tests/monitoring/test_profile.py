@@ -179,7 +179,7 @@ def test_merge_adds_counts_on_shared_bins(profile, churn):
 def test_training_logs_the_profile(mloop_home, tmp_path):
     from mloop.pipeline.config import config_from_dict
     from mloop.pipeline.train import train
-    from mloop.tracking import configure_mlflow
+    from mloop.registry.tracking import configure_mlflow
 
     data = write_table(generate_churn(600, seed=5), tmp_path / "churn.csv")
     config = config_from_dict(

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from mloop.registry.tracking import configure_mlflow, ensure_experiment
 from mloop.settings import Settings, reset_settings
-from mloop.tracking import configure_mlflow, ensure_experiment
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mloop.registry.tracking import configure_mlflow, ensure_experiment
 from mloop.settings import Settings
-from mloop.tracking import configure_mlflow, ensure_experiment
 
 NAME = "churn"
 COLUMNS = ["tenure", "charges", "support_calls", "plan", "signup_date"]

@@ -11,8 +11,8 @@ import modelkit
 import pytest
 from test_batching import gated, make_batcher
 
+from mloop.model.loader import load_model
 from mloop.serving.batcher import ModelCallError, new_ids
-from mloop.serving.loader import load_model
 
 
 @pytest.fixture(scope="module")

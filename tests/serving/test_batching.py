@@ -12,9 +12,9 @@ import pytest
 from modelkit import sample
 
 from mloop.errors import DeadlineExceededError
+from mloop.model.loader import LoadedModel, load_model
 from mloop.serving.app import create_app
 from mloop.serving.batcher import Batcher, ModelCallError
-from mloop.serving.loader import LoadedModel, load_model
 from mloop.serving.metrics import ServingMetrics
 from mloop.serving.server import ServerThread
 

@@ -24,14 +24,14 @@ from modelkit import sample
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
+from mloop.model.loader import LoadedModel, ResolvedModel
+from mloop.model.schema import Feature, InputSchema
 from mloop.registry.refs import parse_model_ref
+from mloop.registry.tracking import configure_mlflow, ensure_experiment
 from mloop.serving.app import create_app
-from mloop.serving.loader import LoadedModel, ResolvedModel
 from mloop.serving.runtime import ModelRuntime
-from mloop.serving.schema import Feature, InputSchema
 from mloop.serving.server import ServerThread
 from mloop.settings import Settings
-from mloop.tracking import configure_mlflow, ensure_experiment
 
 NAME = "churn"
 

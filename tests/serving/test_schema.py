@@ -11,7 +11,7 @@ import pytest
 from mlflow.models import infer_signature
 
 from mloop.errors import ValidationError
-from mloop.serving.schema import Feature, InputSchema
+from mloop.model.schema import Feature, InputSchema
 
 
 @pytest.fixture(scope="module")

@@ -10,11 +10,11 @@ import pytest
 
 from mloop.client import Client
 from mloop.errors import ConfigError, ServiceUnavailableError, ValidationError
+from mloop.model.loader import check_reference, load_model
+from mloop.registry.tracking import configure_mlflow
 from mloop.serving.app import create_app, create_app_from_env
-from mloop.serving.loader import check_reference, load_model
 from mloop.serving.runtime import ModelRuntime
 from mloop.serving.server import ServerThread
-from mloop.tracking import configure_mlflow
 
 
 def test_a_server_whose_model_cannot_load_starts_and_says_why(trained):

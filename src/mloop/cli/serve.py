@@ -48,9 +48,9 @@ def serve(
     """
     import uvicorn
 
+    from mloop.model.loader import check_reference
     from mloop.serving.app import MODEL_ENV, create_app, default_deployment
     from mloop.serving.http import HTTP_PROTOCOL
-    from mloop.serving.loader import check_reference
     from mloop.store import open_database
 
     settings = get_settings()

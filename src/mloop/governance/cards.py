@@ -290,7 +290,7 @@ def write_card(
     import mlflow
 
     from mloop.governance.audit import audit_log
-    from mloop.tracking import configure_mlflow
+    from mloop.registry.tracking import configure_mlflow
 
     card = build_card(settings, ref, owner=owner, intended_use=intended_use)
     out.mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 
-from mloop.serving.loader import LoadedModel, load_model
+from mloop.model.loader import LoadedModel, load_model
 from mloop.settings import Settings
 
 

@@ -21,8 +21,8 @@ from mloop.errors import ServiceUnavailableError
 from mloop.jobs import predict
 from mloop.jobs.models import ModelCache
 from mloop.jobs.queue import Job, JobQueue
+from mloop.model.loader import LoadedModel
 from mloop.monitoring.prediction_log import PredictionBatch
-from mloop.serving.loader import LoadedModel
 from mloop.serving.state import ServingState
 from mloop.settings import Settings
 

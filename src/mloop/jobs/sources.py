@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 
 from mloop.data.io import CSV_EXTENSIONS, PARQUET_EXTENSIONS, SUPPORTED_EXTENSIONS, table_format
 from mloop.errors import NotFoundError, ValidationError
-from mloop.serving.schema import InputSchema
+from mloop.model.schema import InputSchema
 
 _ARROW_TYPES = {
     "double": pa.float64(),

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from mloop.errors import ValidationError
-from mloop.serving.schema import Feature, InputSchema
+from mloop.model.schema import Feature, InputSchema
 
 # MLflow column type -> (kind, numpy dtype); kept here so serving internals can change freely.
 _KINDS: dict[str, tuple[str, Any]] = {

@@ -301,7 +301,7 @@ def log_profile(profile: ReferenceProfile) -> None:
 def load_profile(run_id: str) -> ReferenceProfile | None:
     """The profile logged with a run, or None when the run has none (trained before profiles).
 
-    Uses the MLflow tracking URI already configured (`mloop.tracking.configure_mlflow`).
+    Uses the MLflow tracking URI already configured (`mloop.registry.tracking.configure_mlflow`).
     """
     import mlflow
     from mlflow.exceptions import MlflowException

@@ -182,7 +182,7 @@ class RetrainWorker:
         import mlflow
 
         from mloop.pipeline.train import train
-        from mloop.tracking import configure_mlflow
+        from mloop.registry.tracking import configure_mlflow
 
         if not data:
             raise MloopError(

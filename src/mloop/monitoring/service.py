@@ -51,8 +51,8 @@ class MonitoringService:
         self._profiles: dict[tuple[str, str], tuple[Any, list[Any] | None]] = {}
 
     def start(self) -> None:
+        from mloop.registry.tracking import configure_mlflow
         from mloop.store import open_database
-        from mloop.tracking import configure_mlflow
 
         settings = self.state.settings
         database = open_database(settings)

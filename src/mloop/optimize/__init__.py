@@ -54,10 +54,10 @@ def optimize(
     """Convert, check parity, register. `progress(step)` is called before each stage."""
     import mlflow
 
+    from mloop.model.loader import resolve_model
+    from mloop.model.schema import InputSchema
     from mloop.optimize.convert import to_onnx
-    from mloop.serving.loader import resolve_model
-    from mloop.serving.schema import InputSchema
-    from mloop.tracking import configure_mlflow, ensure_experiment, register_version
+    from mloop.registry.tracking import configure_mlflow, ensure_experiment, register_version
 
     require("onnxruntime", "onnx")
     require("skl2onnx", "onnx")
@@ -138,7 +138,7 @@ def run_onnx(model_bytes: bytes, frame: Any) -> tuple[np.ndarray, np.ndarray | N
     """Labels and probabilities (float64) from an ONNX model on a validated frame."""
     import onnxruntime as ort
 
-    from mloop.optimize.convert import feeds
+    from mloop.model.onnx import feeds
 
     session = ort.InferenceSession(model_bytes, providers=["CPUExecutionProvider"])
     outputs = session.run(None, feeds(session.get_inputs(), frame))

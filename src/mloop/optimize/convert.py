@@ -11,14 +11,12 @@ import copy
 from collections.abc import Iterator
 from typing import Any
 
-import numpy as np
-
 from mloop.errors import ValidationError
-from mloop.serving.schema import InputSchema
+from mloop.model.onnx import MATRIX_INPUT
+from mloop.model.schema import InputSchema
 
 NUMERIC = {"double", "float", "long", "integer"}
 TEXT = {"string", "datetime"}
-MATRIX_INPUT = "input"
 
 
 class ConversionError(ValidationError):
@@ -140,26 +138,3 @@ def _is_tree_model(step: Any) -> bool:
 
 def _is_classifier(step: Any) -> bool:
     return hasattr(step, "predict_proba") and hasattr(step, "classes_")
-
-
-def feeds(session_inputs: list[Any], frame: Any) -> dict[str, np.ndarray]:
-    """onnxruntime inputs from a validated frame: float32 columns (NaN for missing) and
-    strings ("" for missing), or one float32 matrix."""
-    import pandas as pd
-
-    if len(session_inputs) == 1 and session_inputs[0].name == MATRIX_INPUT:
-        return {MATRIX_INPUT: frame.to_numpy(dtype=np.float32, na_value=np.nan)}
-    out = {}
-    for spec in session_inputs:
-        column = frame[spec.name]
-        if spec.type == "tensor(string)":
-            if pd.api.types.is_datetime64_any_dtype(column):
-                text = column.dt.strftime("%Y-%m-%dT%H:%M:%S")
-            else:
-                text = column.astype(object)
-            values = text.where(column.notna(), "").to_numpy(dtype=object)
-            out[spec.name] = values.astype(str).astype(object).reshape(-1, 1)
-        else:
-            dtype = np.float32 if spec.type == "tensor(float)" else np.float64
-            out[spec.name] = column.to_numpy(dtype=dtype, na_value=np.nan).reshape(-1, 1)
-    return out

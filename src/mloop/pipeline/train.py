@@ -81,7 +81,7 @@ def train(
     """
     import mlflow
 
-    from mloop.tracking import ensure_experiment
+    from mloop.registry.tracking import ensure_experiment
 
     config = config or TrainConfig()
     settings = settings or get_settings()
@@ -272,7 +272,7 @@ def _requirements() -> list[str]:
 
 def _register(model_uri: str, name: str, run_id: str) -> str:
     """Register the logged model under `name`; tag the version with its stage and run."""
-    from mloop.tracking import register_version
+    from mloop.registry.tracking import register_version
 
     return register_version(model_uri, name, {"mloop.stage": "None", "mloop.run_id": run_id})
 

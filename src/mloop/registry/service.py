@@ -32,8 +32,8 @@ from mloop.registry.records import (
 )
 from mloop.registry.refs import ModelRef, parse_model_ref
 from mloop.registry.stages import STAGE_TAG, Stage, parse_stage, stage_of
+from mloop.registry.tracking import configure_mlflow
 from mloop.settings import Settings
-from mloop.tracking import configure_mlflow
 
 LINEAGE_PREFIX = "mloop."
 _LIST_LIMIT = 20  # names shown in a "known ..." hint before it is cut short

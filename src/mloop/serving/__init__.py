@@ -1,6 +1,6 @@
 """The model server: FastAPI app factory, model runtime, input schema, in-thread server.
 
-Names are imported lazily so `import mloop.serving.schema` does not pull in FastAPI.
+Names are imported lazily so `import mloop.model.schema` does not pull in FastAPI.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Any
 __all__ = ["InputSchema", "ModelRuntime", "ServerThread", "create_app", "create_app_from_env"]
 
 _WHERE = {
-    "InputSchema": "mloop.serving.schema",
+    "InputSchema": "mloop.model.schema",
     "ModelRuntime": "mloop.serving.runtime",
     "ServerThread": "mloop.serving.server",
     "create_app": "mloop.serving.app",

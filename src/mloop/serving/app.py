@@ -19,11 +19,10 @@ from starlette.concurrency import run_in_threadpool
 from mloop import __version__
 from mloop.errors import ConfigError
 from mloop.jobs.service import JobService
+from mloop.model.loader import check_reference
 from mloop.monitoring.service import MonitoringService
-from mloop.security.layer import SecurityLayer
 from mloop.serving.fastpath import ServingApp
 from mloop.serving.handlers import install_handlers
-from mloop.serving.loader import check_reference
 from mloop.serving.metrics import ServingMetrics
 from mloop.serving.pool import ModelPool
 from mloop.serving.routes import (
@@ -41,6 +40,7 @@ from mloop.serving.routes import (
 )
 from mloop.serving.routes import jobs as job_routes
 from mloop.serving.runtime import RETRY_SECONDS, ModelRuntime
+from mloop.serving.security import SecurityLayer
 from mloop.serving.state import ServingState
 from mloop.serving.traffic import Traffic
 from mloop.settings import Settings, get_settings

@@ -35,10 +35,10 @@ from typing import Any
 import numpy as np
 
 from mloop.errors import DeadlineExceededError, MloopError
+from mloop.model.loader import LoadedModel
+from mloop.model.schema import Columns
 from mloop.monitoring.prediction_log import PredictionBatch
-from mloop.serving.loader import LoadedModel
 from mloop.serving.metrics import ServingMetrics
-from mloop.serving.schema import Columns
 
 log = logging.getLogger("mloop.serving")
 

@@ -18,7 +18,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.types import Receive
 
 from mloop.errors import PayloadTooLargeError, ValidationError
-from mloop.serving.schema import describe_value
+from mloop.model.schema import describe_value
 
 _CONSTANTS = {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}
 

@@ -16,13 +16,13 @@ import numpy as np
 from starlette.requests import Request
 
 from mloop.errors import MloopError, ValidationError
+from mloop.model.loader import LoadedModel
+from mloop.model.schema import Columns
 from mloop.monitoring.prediction_log import PredictionBatch
 from mloop.serving.batcher import Answer, new_ids
 from mloop.serving.body import raw_header
 from mloop.serving.cache import CacheUnavailable, cache_key
-from mloop.serving.loader import LoadedModel
 from mloop.serving.metrics import SUCCESS, failure_status, refusal_status
-from mloop.serving.schema import Columns
 from mloop.serving.state import ServingState
 
 TIMEOUT_HEADER = b"x-request-timeout-ms"

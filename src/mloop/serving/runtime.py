@@ -28,9 +28,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from mloop.errors import ConfigError, MloopError, NotFoundError, ServiceUnavailableError
+from mloop.model.loader import LoadedModel, ResolvedModel, load_model
+from mloop.model.warmup import warm_up
 from mloop.registry.refs import ModelRef, parse_model_ref
-from mloop.serving.loader import LoadedModel, ResolvedModel, load_model
-from mloop.serving.warmup import warm_up
 from mloop.settings import Settings
 
 log = logging.getLogger("mloop.serving")

@@ -10,9 +10,9 @@ from typing import Any
 
 from starlette.requests import Request
 
+from mloop.model.loader import LoadedModel
 from mloop.monitoring.prediction_log import PredictionBatch, PredictionLogWriter
 from mloop.serving.batcher import Batcher
-from mloop.serving.loader import LoadedModel
 from mloop.serving.metrics import NO_MODEL, ServingMetrics
 from mloop.serving.pool import ModelPool
 from mloop.serving.runtime import ModelRuntime

@@ -20,12 +20,12 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from mloop.errors import MloopError, ValidationError
+from mloop.model.schema import InputSchema, describe_value
 from mloop.security.access import Role, requires
 from mloop.serving.body import parse_json, read_body
 from mloop.serving.handlers import json_response
 from mloop.serving.inference import count_refused, infer_counted, request_timeout
 from mloop.serving.routes.predict import WORKER_HEADER, check_batch_rows
-from mloop.serving.schema import InputSchema, describe_value
 from mloop.serving.state import serving_state
 
 router = APIRouter(tags=["mlflow protocol"])

@@ -27,6 +27,8 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from mloop.errors import DeadlineExceededError, MloopError, NotFoundError, ValidationError
+from mloop.model.loader import LoadedModel
+from mloop.model.schema import Columns
 from mloop.security.access import Role, requires
 from mloop.serving.api_models import (
     ERRORS,
@@ -40,10 +42,8 @@ from mloop.serving.batcher import Answer
 from mloop.serving.body import parse_fields, read_body
 from mloop.serving.handlers import error_response, json_response
 from mloop.serving.inference import infer, request_timeout
-from mloop.serving.loader import LoadedModel
 from mloop.serving.metrics import DEFAULT_VARIANT, ERROR, SUCCESS, TIMEOUT, refusal_status
 from mloop.serving.runtime import ModelRuntime
-from mloop.serving.schema import Columns
 from mloop.serving.state import ServingState, serving_state
 from mloop.serving.traffic import USER_HEADER, Route
 

@@ -24,10 +24,10 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from mloop.errors import MloopError, ValidationError
+from mloop.model.schema import describe_value
 from mloop.security.access import Role, requires
 from mloop.serving.body import parse_json
 from mloop.serving.inference import count_refused, infer_counted, request_timeout
-from mloop.serving.schema import describe_value
 from mloop.serving.state import ServingState, serving_state
 
 router = APIRouter(tags=["predict"])

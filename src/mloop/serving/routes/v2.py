@@ -21,11 +21,11 @@ from starlette.responses import Response
 
 from mloop import __version__
 from mloop.errors import MloopError, NotFoundError, ValidationError
+from mloop.model.loader import LoadedModel
 from mloop.security.access import Role, requires
 from mloop.serving.body import parse_json, read_body
 from mloop.serving.handlers import json_response
 from mloop.serving.inference import count_refused, infer_counted, request_timeout
-from mloop.serving.loader import LoadedModel
 from mloop.serving.routes.predict import WORKER_HEADER, check_batch_rows
 from mloop.serving.state import ServingState, serving_state
 

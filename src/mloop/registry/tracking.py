@@ -48,7 +48,7 @@ def register_version(model_uri: str, name: str, tags: dict[str, str]) -> str:
     with redirect_stderr(captured):
         version = mlflow.register_model(model_uri, name)
     for line in captured.getvalue().splitlines():
-        logging.getLogger("mloop.tracking").debug("mlflow: %s", line)
+        logging.getLogger("mloop.registry.tracking").debug("mlflow: %s", line)
     client = mlflow.MlflowClient()
     for key, value in tags.items():
         client.set_model_version_tag(name, version.version, key, value)

@@ -14,13 +14,13 @@ import numpy as np
 
 from mloop.errors import require
 
+MATRIX_INPUT = "input"  # the single float matrix input of a graph without per-column inputs
+
 
 def load_onnx(uri: str, metadata: dict[str, Any] | None) -> tuple[Any, list[Any] | None]:
     """(runner(frame) -> (labels, probabilities), classes) for the ONNX model at `uri`."""
     ort = require("onnxruntime", "onnx")
     import mlflow.onnx
-
-    from mloop.optimize.convert import feeds
 
     proto = mlflow.onnx.load_model(uri)
     options = ort.SessionOptions()
@@ -42,3 +42,26 @@ def load_onnx(uri: str, metadata: dict[str, Any] | None) -> tuple[Any, list[Any]
         return np.asarray(outputs[0]).reshape(-1), None
 
     return run, classes
+
+
+def feeds(session_inputs: list[Any], frame: Any) -> dict[str, np.ndarray]:
+    """onnxruntime inputs from a validated frame: float32 columns (NaN for missing) and
+    strings ("" for missing), or one float32 matrix."""
+    import pandas as pd
+
+    if len(session_inputs) == 1 and session_inputs[0].name == MATRIX_INPUT:
+        return {MATRIX_INPUT: frame.to_numpy(dtype=np.float32, na_value=np.nan)}
+    out = {}
+    for spec in session_inputs:
+        column = frame[spec.name]
+        if spec.type == "tensor(string)":
+            if pd.api.types.is_datetime64_any_dtype(column):
+                text = column.dt.strftime("%Y-%m-%dT%H:%M:%S")
+            else:
+                text = column.astype(object)
+            values = text.where(column.notna(), "").to_numpy(dtype=object)
+            out[spec.name] = values.astype(str).astype(object).reshape(-1, 1)
+        else:
+            dtype = np.float32 if spec.type == "tensor(float)" else np.float64
+            out[spec.name] = column.to_numpy(dtype=dtype, na_value=np.nan).reshape(-1, 1)
+    return out

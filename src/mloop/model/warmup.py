@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from mloop.errors import MloopError, ValidationError
-from mloop.serving.loader import LoadedModel
-from mloop.serving.schema import InputSchema
+from mloop.model.loader import LoadedModel
+from mloop.model.schema import InputSchema
 
 log = logging.getLogger("mloop.serving")
 

@@ -18,11 +18,11 @@ import numpy as np
 import pandas as pd
 
 from mloop.errors import MloopError, NotFoundError, ValidationError
+from mloop.model.native import proba_function
+from mloop.model.schema import InputSchema
 from mloop.registry.refs import parse_model_ref
-from mloop.serving.native import proba_function
-from mloop.serving.schema import InputSchema
+from mloop.registry.tracking import configure_mlflow
 from mloop.settings import Settings
-from mloop.tracking import configure_mlflow
 
 
 @dataclass(frozen=True)
@@ -170,7 +170,7 @@ def load_model(reference: str, settings: Settings) -> LoadedModel:
                 classes = None
             flavor, pyfunc = "sklearn", None
         elif "onnx" in info.flavors:
-            from mloop.serving.onnx_runtime import load_onnx
+            from mloop.model.onnx import load_onnx
 
             runner, classes = load_onnx(resolved.uri, info.metadata)
             native, pyfunc, flavor = None, None, "onnx"
