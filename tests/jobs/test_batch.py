@@ -10,7 +10,7 @@ import pytest
 from mloop.errors import ConflictError, NotFoundError, ValidationError
 from mloop.jobs.batch import batch_predict
 from mloop.jobs.validate import check_chunk
-from mloop.model.loader import load_model
+from mloop.registry.resolve import load_model
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import modelkit
 import pytest
 from test_batching import gated, make_batcher
 
-from mloop.model.loader import load_model
+from mloop.registry.resolve import load_model
 from mloop.serving.batcher import ModelCallError, new_ids
 
 

@@ -12,7 +12,8 @@ import pytest
 from modelkit import sample
 
 from mloop.errors import DeadlineExceededError
-from mloop.model.loader import LoadedModel, load_model
+from mloop.model.loader import LoadedModel
+from mloop.registry.resolve import load_model
 from mloop.serving.app import create_app
 from mloop.serving.batcher import Batcher, ModelCallError
 from mloop.serving.metrics import ServingMetrics

@@ -24,8 +24,9 @@ from modelkit import sample
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
-from mloop.model.loader import LoadedModel, ResolvedModel
+from mloop.model.loader import LoadedModel
 from mloop.model.schema import Feature, InputSchema
+from mloop.registry.records import ResolvedModel
 from mloop.registry.refs import parse_model_ref
 from mloop.registry.tracking import configure_mlflow, ensure_experiment
 from mloop.serving.app import create_app

@@ -12,8 +12,8 @@ import pytest
 from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 
-from mloop.model.loader import load_model
 from mloop.model.native import JoinedForest, is_fast, proba_function
+from mloop.registry.resolve import load_model
 
 
 def test_served_model_matches_the_pyfunc_path_bit_for_bit(trained):

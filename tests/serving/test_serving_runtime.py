@@ -10,7 +10,7 @@ import pytest
 
 from mloop.client import Client
 from mloop.errors import ConfigError, ServiceUnavailableError, ValidationError
-from mloop.model.loader import check_reference, load_model
+from mloop.registry.resolve import check_reference, load_model
 from mloop.registry.tracking import configure_mlflow
 from mloop.serving.app import create_app, create_app_from_env
 from mloop.serving.runtime import ModelRuntime

@@ -48,7 +48,7 @@ def serve(
     """
     import uvicorn
 
-    from mloop.model.loader import check_reference
+    from mloop.registry.resolve import check_reference
     from mloop.serving.app import MODEL_ENV, create_app, default_deployment
     from mloop.serving.http import HTTP_PROTOCOL
     from mloop.store import open_database

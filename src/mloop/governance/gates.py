@@ -83,7 +83,7 @@ def _validation(
     if isinstance(held, MloopError):
         return [GateResult("validation", False, held.message)]
     from mloop.governance.validation import run_suite
-    from mloop.model.loader import load_model
+    from mloop.registry.resolve import load_model
 
     spec = gates.validation
     assert spec is not None

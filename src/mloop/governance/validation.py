@@ -186,7 +186,7 @@ def _latency(model: Any, X: pd.DataFrame, budget_ms: float, calls: int) -> Check
 
 def validate_version(settings: Settings, details: VersionDetails, **budget: Any) -> list[Check]:
     """Rebuild the held-out split of a version and run the suite on its registered model."""
-    from mloop.model.loader import load_model
+    from mloop.registry.resolve import load_model
 
     data = held_out(details)
     model = load_model(f"models:/{details.name}/{details.version}", settings)

@@ -27,7 +27,8 @@ from mloop.errors import ValidationError
 from mloop.jobs.output import BatchOutput
 from mloop.jobs.sources import ChunkReader, column_names, estimate_rows, list_inputs
 from mloop.jobs.validate import check_chunk, missing_columns
-from mloop.model.loader import LoadedModel, load_model
+from mloop.model.loader import LoadedModel
+from mloop.registry.resolve import load_model
 from mloop.settings import Settings
 
 Progress = Callable[[int, int], None]  # (rows done, rows expected)

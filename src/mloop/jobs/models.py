@@ -6,7 +6,8 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 
-from mloop.model.loader import LoadedModel, load_model
+from mloop.model.loader import LoadedModel
+from mloop.registry.resolve import load_model
 from mloop.settings import Settings
 
 

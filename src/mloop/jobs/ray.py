@@ -34,7 +34,7 @@ from mloop.jobs.batch import (
 from mloop.jobs.output import BatchOutput
 from mloop.jobs.sources import column_names, estimate_rows, list_inputs
 from mloop.jobs.validate import missing_columns
-from mloop.model.loader import load_model
+from mloop.registry.resolve import load_model
 from mloop.settings import Settings
 
 REASON = "_mloop_reason"

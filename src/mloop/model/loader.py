@@ -1,7 +1,7 @@
 """Load one model from a reference or URI into something the server can call.
 
-A registered reference (`NAME@ALIAS`, `NAME/VERSION`, `models:/...`) is pinned to its concrete
-version first, so an alias moving later does not change what this process serves. Models with
+The URI is already pinned (registered references are resolved by `mloop.registry.resolve`),
+so an alias moving later does not change what this process serves. Models with
 the sklearn flavor are loaded natively (one `predict_proba` call gives labels and
 probabilities); anything else goes through `mlflow.pyfunc`.
 """
@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,80 +19,6 @@ import pandas as pd
 from mloop.errors import MloopError, NotFoundError, ValidationError
 from mloop.model.native import proba_function
 from mloop.model.schema import InputSchema
-from mloop.registry.refs import parse_model_ref
-from mloop.registry.tracking import configure_mlflow
-from mloop.settings import Settings
-
-
-@dataclass(frozen=True)
-class ResolvedModel:
-    """Where a model comes from: display name, concrete version and the URI that pins it."""
-
-    name: str
-    version: str
-    uri: str
-    alias: str | None = None
-
-
-def resolve_model(reference: str) -> ResolvedModel:
-    """Pin a model reference to its concrete version (the one swap point for a registry layer).
-
-    Registered references resolve through the MLflow registry; any other MLflow URI
-    (`runs:/...`, a local folder) is served as given, named by the URI itself.
-    """
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
-    text = reference.strip()
-    if not _looks_registered(text):
-        return ResolvedModel(name=text, version="unregistered", uri=text)
-    ref = parse_model_ref(text)
-    if ref.alias is None:
-        return ResolvedModel(ref.name, str(ref.version), ref.uri)
-    try:
-        version = mlflow.MlflowClient().get_model_version_by_alias(ref.name, ref.alias)
-    except MlflowException as exc:
-        raise NotFoundError(
-            f"model {ref.name!r} has no alias {ref.alias!r}: {_first_line(exc)}"
-        ) from exc
-    return ResolvedModel(
-        ref.name, str(version.version), f"models:/{ref.name}/{version.version}", ref.alias
-    )
-
-
-_URI_SCHEMES = ("runs:/", "file:", "s3://", "gs://", "wasbs://", "abfss://", "http://", "https://")
-
-
-def check_reference(reference: str) -> str:
-    """Return the reference stripped if it is servable; ValidationError when it cannot be.
-
-    Accepts `NAME@ALIAS`, `NAME/VERSION`, `models:/...`, other MLflow URIs (`runs:/...`,
-    `s3://...`) and local MLflow model folders.
-    """
-    text = reference.strip()
-    if text.startswith(_URI_SCHEMES):
-        return text
-    if _is_model_folder(text):
-        return text
-    parse_model_ref(text)  # raises ValidationError with the accepted forms as a hint
-    return text
-
-
-def _is_model_folder(text: str) -> bool:
-    """A local MLflow model folder (it holds an MLmodel file)."""
-    return bool(text) and (Path(text).expanduser() / "MLmodel").is_file()
-
-
-def _looks_registered(text: str) -> bool:
-    if text.startswith("models:/"):
-        return True
-    if text.startswith(_URI_SCHEMES) or "://" in text or _is_model_folder(text):
-        return False
-    try:
-        parse_model_ref(text)
-    except ValidationError:
-        return False
-    return True
 
 
 @dataclass
@@ -144,27 +69,31 @@ class LoadedModel:
         return np.asarray(output), None
 
 
-def load_model(reference: str, settings: Settings) -> LoadedModel:
-    """Resolve and load one model; every failure is an MloopError saying what went wrong."""
+def load_model(
+    uri: str, *, name: str, version: str, alias: str | None = None, source: str = ""
+) -> LoadedModel:
+    """Load the MLflow model at `uri` (a pinned `models:/NAME/VERSION`, `runs:/...`, a folder).
+
+    Every failure is an MloopError saying what went wrong. Registered references are resolved
+    to a pinned URI by `mloop.registry.resolve.load_model`, which calls this.
+    """
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    configure_mlflow(settings)
-    resolved = resolve_model(reference)
     try:
-        info = mlflow.models.get_model_info(resolved.uri)
+        info = mlflow.models.get_model_info(uri)
     except MlflowException as exc:
-        raise NotFoundError(f"cannot find model {resolved.uri}: {_first_line(exc)}") from exc
+        raise NotFoundError(f"cannot find model {uri}: {_first_line(exc)}") from exc
     except OSError as exc:
-        raise NotFoundError(f"cannot read model {resolved.uri}: {exc}") from exc
+        raise NotFoundError(f"cannot read model {uri}: {exc}") from exc
     try:
         schema = InputSchema.from_signature(info.signature)
     except ValidationError as exc:
-        raise ValidationError(f"{resolved.uri}: {exc.message}", hint=exc.hint) from exc
+        raise ValidationError(f"{uri}: {exc.message}", hint=exc.hint) from exc
     try:
         runner = None
         if "sklearn" in info.flavors:
-            native = mlflow.sklearn.load_model(resolved.uri)
+            native = mlflow.sklearn.load_model(uri)
             classes = getattr(native, "classes_", None)
             if not hasattr(native, "predict_proba"):
                 classes = None
@@ -172,28 +101,28 @@ def load_model(reference: str, settings: Settings) -> LoadedModel:
         elif "onnx" in info.flavors:
             from mloop.model.onnx import load_onnx
 
-            runner, classes = load_onnx(resolved.uri, info.metadata)
+            runner, classes = load_onnx(uri, info.metadata)
             native, pyfunc, flavor = None, None, "onnx"
         else:
             native, classes = None, None
-            pyfunc = mlflow.pyfunc.load_model(resolved.uri)
+            pyfunc = mlflow.pyfunc.load_model(uri)
             flavor = next((f for f in info.flavors if f != "python_function"), "python_function")
     except MloopError:
         raise
     except Exception as exc:  # any loader failure (missing file, unpickling, version skew)
         raise MloopError(
-            f"cannot load model {resolved.uri}: {type(exc).__name__}: {_first_line(exc)}"
+            f"cannot load model {uri}: {type(exc).__name__}: {_first_line(exc)}"
         ) from exc
     return LoadedModel(
-        name=resolved.name,
-        version=resolved.version,
-        uri=resolved.uri,
+        name=name,
+        version=version,
+        uri=uri,
         flavor=flavor,
         run_id=info.run_id,
         schema=schema,
         classes=[_native_scalar(c) for c in classes] if classes is not None else None,
-        alias=resolved.alias,
-        source=reference,
+        alias=alias,
+        source=source or uri,
         _native=native,
         _pyfunc=pyfunc,
         _runner=runner,

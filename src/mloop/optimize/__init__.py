@@ -54,16 +54,16 @@ def optimize(
     """Convert, check parity, register. `progress(step)` is called before each stage."""
     import mlflow
 
-    from mloop.model.loader import resolve_model
     from mloop.model.schema import InputSchema
     from mloop.optimize.convert import to_onnx
+    from mloop.registry.resolve import resolve_model
     from mloop.registry.tracking import configure_mlflow, ensure_experiment, register_version
 
     require("onnxruntime", "onnx")
     require("skl2onnx", "onnx")
     step = progress or (lambda _name: None)
     configure_mlflow(settings)
-    resolved = resolve_model(reference)
+    resolved = resolve_model(reference, settings)
     if resolved.version == "unregistered":
         raise ValidationError(
             f"{reference!r} is not a registered model", hint="use NAME/VERSION or NAME@ALIAS"

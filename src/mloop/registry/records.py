@@ -88,8 +88,13 @@ class VersionDetails(_Record):
 
 @dataclass(frozen=True)
 class ResolvedModel(_Record):
-    """A reference pinned to one version: `uri` is `models:/NAME/VERSION`, never an alias."""
+    """A reference pinned to one version: `uri` is `models:/NAME/VERSION`, never an alias.
+
+    `alias` is the alias it was resolved through, if any; a URI that is not registered
+    (`runs:/...`, a folder) is its own name, with version `unregistered`.
+    """
 
     name: str
     version: str
     uri: str
+    alias: str | None = None

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from mloop.settings import Settings, get_settings
 
@@ -53,3 +55,15 @@ def register_version(model_uri: str, name: str, tags: dict[str, str]) -> str:
     for key, value in tags.items():
         client.set_model_version_tag(name, version.version, key, value)
     return str(version.version)
+
+
+def client_for(settings: Settings) -> Any:
+    """An `MlflowClient` bound to these settings' tracking and registry store (one per URI)."""
+    return _client(settings.tracking_uri)
+
+
+@lru_cache(maxsize=16)
+def _client(uri: str) -> Any:
+    import mlflow
+
+    return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)

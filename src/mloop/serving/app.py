@@ -19,8 +19,8 @@ from starlette.concurrency import run_in_threadpool
 from mloop import __version__
 from mloop.errors import ConfigError
 from mloop.jobs.service import JobService
-from mloop.model.loader import check_reference
 from mloop.monitoring.service import MonitoringService
+from mloop.registry.resolve import check_reference
 from mloop.serving.fastpath import ServingApp
 from mloop.serving.handlers import install_handlers
 from mloop.serving.metrics import ServingMetrics

@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from mloop.model.loader import check_reference
+from mloop.registry.resolve import check_reference
 from mloop.serving.runtime import (
     FAILED,
     LOADED,

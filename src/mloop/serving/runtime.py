@@ -27,10 +27,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from mloop.errors import ConfigError, MloopError, NotFoundError, ServiceUnavailableError
-from mloop.model.loader import LoadedModel, ResolvedModel, load_model
+from mloop.errors import ConfigError, MloopError, ServiceUnavailableError
+from mloop.model.loader import LoadedModel
 from mloop.model.warmup import warm_up
+from mloop.registry.records import ResolvedModel
 from mloop.registry.refs import ModelRef, parse_model_ref
+from mloop.registry.resolve import load_model, resolve_ref
 from mloop.settings import Settings
 
 log = logging.getLogger("mloop.serving")
@@ -162,7 +164,6 @@ class ModelRuntime:
         self._swap_state = CURRENT if self.followed else PINNED
         self._last_swap: dict[str, Any] | None = None
         self._failure: _Failure | None = None
-        self._client: Any = None
         self._reclaimer: threading.Thread | None = None
 
     # -- what the server asks ------------------------------------------------------------------
@@ -414,25 +415,8 @@ class ModelRuntime:
                 log.exception("model event listener failed")
 
     def _resolve(self, ref: ModelRef) -> ResolvedModel:
-        """The version `ref`'s alias names now, read with a client bound to these settings.
-
-        Not `loader.resolve_model`: that reads MLflow's process-wide URI, which a poll thread
-        must not set (tests and notebooks run several stores in one process).
-        """
-        import mlflow
-        from mlflow.exceptions import MlflowException
-
-        if self._client is None:
-            uri = self.settings.tracking_uri
-            self._client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
-        try:
-            version = self._client.get_model_version_by_alias(ref.name, ref.alias)
-        except MlflowException as exc:
-            raise NotFoundError(
-                f"model {ref.name!r} has no alias {ref.alias!r}: {_message(exc)}"
-            ) from exc
-        number = str(version.version)
-        return ResolvedModel(ref.name, number, f"models:/{ref.name}/{number}", ref.alias)
+        """The version `ref`'s alias names now, read from this runtime's registry."""
+        return resolve_ref(ref, self.settings)
 
     def _reclaim(self, old: LoadedModel) -> None:
         """Let the swapped-out model be freed once drained, then re-freeze the heap."""

@@ -1,0 +1,101 @@
+"""Turn what a user typed (`churn@production`, `churn/3`, `models:/...`, `runs:/...`, a folder)
+into a pinned model URI, and load it.
+
+This is the one place that reads an alias to serve a version: the model layer below loads
+pinned URIs only, so an alias moving later never changes what a process already serves.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mloop.errors import NotFoundError, ValidationError
+from mloop.model.loader import LoadedModel
+from mloop.model.loader import load_model as load_pinned
+from mloop.registry.records import ResolvedModel
+from mloop.registry.refs import ModelRef, parse_model_ref
+from mloop.registry.tracking import client_for, configure_mlflow
+from mloop.settings import Settings
+
+_URI_SCHEMES = ("runs:/", "file:", "s3://", "gs://", "wasbs://", "abfss://", "http://", "https://")
+
+
+def check_reference(reference: str) -> str:
+    """Return the reference stripped if it is servable; ValidationError when it cannot be.
+
+    Accepts `NAME@ALIAS`, `NAME/VERSION`, `models:/...`, other MLflow URIs (`runs:/...`,
+    `s3://...`) and local MLflow model folders.
+    """
+    text = reference.strip()
+    if text.startswith(_URI_SCHEMES):
+        return text
+    if _is_model_folder(text):
+        return text
+    parse_model_ref(text)  # raises ValidationError with the accepted forms as a hint
+    return text
+
+
+def resolve_model(reference: str, settings: Settings) -> ResolvedModel:
+    """Pin a reference to its concrete version, reading the registry these settings name.
+
+    Any other MLflow URI (`runs:/...`, a local folder) is served as given, named by itself.
+    """
+    text = reference.strip()
+    if not _looks_registered(text):
+        return ResolvedModel(name=text, version="unregistered", uri=text)
+    return resolve_ref(parse_model_ref(text), settings)
+
+
+def resolve_ref(ref: ModelRef, settings: Settings) -> ResolvedModel:
+    """The version `ref` names now (its alias read with a client bound to `settings`).
+
+    A client bound to the settings, not MLflow's process-wide URI: poll threads must not set
+    that, and tests and notebooks run several stores in one process.
+    """
+    if ref.alias is None:
+        return ResolvedModel(ref.name, str(ref.version), ref.uri)
+    from mlflow.exceptions import MlflowException
+
+    try:
+        version = client_for(settings).get_model_version_by_alias(ref.name, ref.alias)
+    except MlflowException as exc:
+        raise NotFoundError(
+            f"model {ref.name!r} has no alias {ref.alias!r}: {_first_line(exc)}"
+        ) from exc
+    number = str(version.version)
+    return ResolvedModel(ref.name, number, f"models:/{ref.name}/{number}", ref.alias)
+
+
+def load_model(reference: str, settings: Settings) -> LoadedModel:
+    """Resolve `reference` against the registry in `settings` and load that pinned version."""
+    configure_mlflow(settings)
+    resolved = resolve_model(reference, settings)
+    return load_pinned(
+        resolved.uri,
+        name=resolved.name,
+        version=resolved.version,
+        alias=resolved.alias,
+        source=reference,
+    )
+
+
+def _is_model_folder(text: str) -> bool:
+    """A local MLflow model folder (it holds an MLmodel file)."""
+    return bool(text) and (Path(text).expanduser() / "MLmodel").is_file()
+
+
+def _looks_registered(text: str) -> bool:
+    if text.startswith("models:/"):
+        return True
+    if text.startswith(_URI_SCHEMES) or "://" in text or _is_model_folder(text):
+        return False
+    try:
+        parse_model_ref(text)
+    except ValidationError:
+        return False
+    return True
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
