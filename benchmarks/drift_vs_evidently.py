@@ -119,7 +119,7 @@ def mloop_child(ref: str, cur: str, out: str) -> None:
     t0 = time.perf_counter()
     from typer.main import get_command
 
-    import mloop.monitoring.batch  # noqa: F401  (what the command imports when it runs)
+    import mloop.stats.samples  # noqa: F401  (what the command imports when it runs)
     from mloop.cli.main import app
 
     t1 = time.perf_counter()

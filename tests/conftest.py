@@ -14,8 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from mloop.settings import Settings, reset_settings
+from mloop.settings import Settings
 from mloop.store import Database
+from tests.support import stores
+from tests.support.env import home_env
 
 PG_ADMIN_URL = os.environ.get("MLOOP_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("MLOOP_TEST_REDIS", "redis://127.0.0.1:6379/15")
@@ -40,27 +42,17 @@ def port_open(host: str, port: int) -> bool:
         return False
 
 
+@pytest.fixture(scope="session", autouse=True)
+def mlflow_template(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """One migrated MLflow store per session, copied into each test home (tests/support/stores)."""
+    stores.use_template_folder(tmp_path_factory.mktemp("mlflow-template"))
+
+
 @pytest.fixture
 def mloop_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
     """Settings rooted in a fresh temp folder: its own MLflow sqlite store and platform DB."""
-    for key in list(os.environ):
-        if key.startswith("MLOOP_") and key not in ("MLOOP_REQUIRE_SERVICES",):
-            monkeypatch.delenv(key)
-    home = tmp_path / "mloop-home"
-    monkeypatch.setenv("MLOOP_HOME", str(home))
-    monkeypatch.setenv("GIT_PYTHON_REFRESH", "quiet")
-    reset_settings()
-    settings = Settings()
-    settings.ensure_home()
-    yield settings
-    reset_settings()
-    try:
-        import mlflow
-
-        mlflow.set_tracking_uri(None)
-        mlflow.set_registry_uri(None)
-    except ImportError:
-        pass
+    with home_env(tmp_path / "mloop-home", monkeypatch) as settings:
+        yield settings
 
 
 @pytest.fixture

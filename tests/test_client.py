@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import socket
-import sys
-from pathlib import Path
 
 import pytest
 from starlette.applications import Starlette
@@ -23,21 +20,7 @@ from mloop.errors import (
 )
 from mloop.serving.app import create_app
 from mloop.serving.server import ServerThread
-
-
-def _modelkit():
-    """The serving tests' model helper (tests/serving/modelkit.py), loaded by path."""
-    if "modelkit" in sys.modules:
-        return sys.modules["modelkit"]
-    path = Path(__file__).parent / "serving" / "modelkit.py"
-    spec = importlib.util.spec_from_file_location("modelkit", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["modelkit"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-modelkit = _modelkit()
+from tests.support import modelkit
 
 
 @pytest.fixture(scope="module")

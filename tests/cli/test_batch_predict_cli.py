@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -12,24 +10,13 @@ import pytest
 from typer.testing import CliRunner
 
 from mloop.cli.main import app
+from tests.support import modelkit
 
 runner = CliRunner()
 
 
-def _modelkit():
-    if "modelkit" in sys.modules:
-        return sys.modules["modelkit"]
-    path = Path(__file__).parents[1] / "serving" / "modelkit.py"
-    spec = importlib.util.spec_from_file_location("modelkit", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["modelkit"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture
 def data(mloop_home, tmp_path) -> Path:
-    modelkit = _modelkit()
     modelkit.train_and_register(mloop_home)
     frame, _ = modelkit.make_frame(500, seed=11)
     frame.insert(0, "id", range(500))

@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "deploy"))
-
-import deploykit  # noqa: E402
-
-from mloop.cli.main import app  # noqa: E402
-from mloop.settings import reset_settings  # noqa: E402
+from mloop.cli.main import app
+from mloop.settings import reset_settings
+from tests.support import deploykit
 
 EXAMPLES = Path(__file__).parents[2] / "examples" / "deployments"
 runner = CliRunner()

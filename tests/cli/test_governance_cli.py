@@ -4,37 +4,26 @@ model card; refusals agree with REST (exit 4 = 409), identities are required and
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 from typer.testing import CliRunner
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "governance"))
-
-import govkit  # noqa: E402
-
-from mloop.cli.main import app  # noqa: E402
-from mloop.settings import reset_settings  # noqa: E402
+from mloop.cli.main import app
+from mloop.settings import reset_settings
+from tests.support import govkit
+from tests.support.env import home_env
 
 runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory):
-    import os
 
     root = tmp_path_factory.mktemp("gov-cli")
     settings = govkit.settings_at(root / "home")
-    with pytest.MonkeyPatch.context() as patch:
-        for key in list(os.environ):
-            if key.startswith("MLOOP_") and key != "MLOOP_REQUIRE_SERVICES":
-                patch.delenv(key)
-        patch.setenv("MLOOP_HOME", str(settings.home))
-        reset_settings()
+    with home_env(settings.home):
         yield from govkit.governed_home(settings, root / "churn.csv")
-        reset_settings()
 
 
 def run(*args: str, env: dict | None = None):

@@ -2,29 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from mloop.cli.main import app
 from mloop.jobs.queue import JobQueue
+from tests.support import modelkit
 
 runner = CliRunner()
-
-
-def _modelkit():
-    if "modelkit" in sys.modules:
-        return sys.modules["modelkit"]
-    path = Path(__file__).parents[1] / "serving" / "modelkit.py"
-    spec = importlib.util.spec_from_file_location("modelkit", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["modelkit"] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture
@@ -65,7 +52,6 @@ def test_unknown_ids_and_statuses_exit_with_their_codes(queue):
 
 
 def test_a_burst_worker_runs_the_due_jobs_and_exits(mloop_home, queue):
-    modelkit = _modelkit()
     modelkit.train_and_register(mloop_home)
     rows = modelkit.json_rows(modelkit.make_frame(20)[0])
     job = queue.submit("predict", {"instances": rows}, model_uri="models:/churn/1", rows=20)

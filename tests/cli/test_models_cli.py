@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from collections.abc import Callable, Iterator
 
@@ -12,7 +11,8 @@ from typer.testing import CliRunner
 
 from mloop.cli.main import app
 from mloop.registry.tracking import configure_mlflow, ensure_experiment
-from mloop.settings import Settings, reset_settings
+from mloop.settings import Settings
+from tests.support.env import home_env
 
 runner = CliRunner()
 
@@ -24,14 +24,7 @@ def cli_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     from sklearn.datasets import load_iris
     from sklearn.linear_model import LogisticRegression
 
-    with pytest.MonkeyPatch.context() as patch:
-        for key in list(os.environ):
-            if key.startswith("MLOOP_") and key != "MLOOP_REQUIRE_SERVICES":
-                patch.delenv(key)
-        patch.setenv("MLOOP_HOME", str(tmp_path_factory.mktemp("models-cli") / "home"))
-        patch.setenv("GIT_PYTHON_REFRESH", "quiet")
-        reset_settings()
-        settings = Settings()
+    with home_env(tmp_path_factory.mktemp("models-cli") / "home") as settings:
         configure_mlflow(settings)
         mlflow.set_experiment(experiment_id=ensure_experiment("cli-tests", settings))
         features, target = load_iris(return_X_y=True)
@@ -46,9 +39,6 @@ def cli_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
                 pip_requirements=["scikit-learn"],
             )
         yield settings
-        reset_settings()
-        mlflow.set_tracking_uri(None)
-        mlflow.set_registry_uri(None)
 
 
 @pytest.fixture

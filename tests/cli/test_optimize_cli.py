@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import httpx
 import mlflow
 import numpy as np
 import pytest
@@ -15,7 +14,9 @@ from mloop.data import generate_churn, write_table
 from mloop.pipeline.config import load_config
 from mloop.pipeline.train import train
 from mloop.serving.app import create_app
-from mloop.serving.server import ServerThread
+from tests.support import modelkit
+from tests.support.apps import in_process
+from tests.support.env import home_env
 
 runner = CliRunner()
 
@@ -23,28 +24,16 @@ runner = CliRunner()
 @pytest.fixture(scope="module")
 def churn_home(tmp_path_factory):
     """The default `mloop train` model (DateParts, IQRClipper, CategoryCleaner inside)."""
-    import os
-
-    from mloop.settings import Settings, reset_settings
-
     home = tmp_path_factory.mktemp("optimize-home")
-    old = os.environ.get("MLOOP_HOME")
-    os.environ["MLOOP_HOME"] = str(home)
-    reset_settings()
-    settings = Settings()
-    frame = generate_churn(1500, seed=3)
-    data = write_table(frame.head(1000), home / "train.csv")
-    holdout = write_table(frame.tail(500), home / "holdout.csv")
-    config = load_config(None)
-    config.train.params["n_estimators"] = 30
-    result = train(data, config, name="churn", settings=settings)
-    assert result.registered, result.criteria
-    yield settings, holdout
-    if old is None:
-        os.environ.pop("MLOOP_HOME", None)
-    else:
-        os.environ["MLOOP_HOME"] = old
-    reset_settings()
+    with home_env(home) as settings:
+        frame = generate_churn(1500, seed=3)
+        data = write_table(frame.head(1000), home / "train.csv")
+        holdout = write_table(frame.tail(500), home / "holdout.csv")
+        config = load_config(None)
+        config.train.params["n_estimators"] = 30
+        result = train(data, config, name="churn", settings=settings)
+        assert result.registered, result.criteria
+        yield settings, holdout
 
 
 def test_help_has_an_example():
@@ -72,9 +61,9 @@ def test_the_default_churn_model_compiles_and_serves_with_onnxruntime(churn_home
     )
     answers = {}
     for ref in ("churn/1", "churn/2"):
-        with ServerThread(create_app(ref, settings, log_predictions=False)) as server:
-            info = httpx.get(f"{server.url}/model/info").json()
-            batch = httpx.post(f"{server.url}/predict/batch", json={"instances": rows})
+        with in_process(create_app(ref, settings, log_predictions=False)) as http:
+            info = http.get("/model/info").json()
+            batch = http.post("/predict/batch", json={"instances": rows})
             assert batch.status_code == 200, batch.text
             answers[ref] = batch.json()["predictions"]
             assert info["flavor"] == ("onnx" if ref == "churn/2" else "sklearn")
@@ -108,6 +97,7 @@ def test_a_step_without_converter_is_refused_by_name(churn_home, tmp_path):
             signature=infer_signature(frame),
             serialization_format="cloudpickle",
             registered_model_name="custom",
+            pip_requirements=modelkit.PIP_REQUIREMENTS,  # no inference subprocess
         )
     result = runner.invoke(app, ["optimize", "custom/1"])
     assert result.exit_code == 2

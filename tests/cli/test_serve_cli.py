@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import os
 import signal
 import socket
 import subprocess
@@ -16,20 +14,10 @@ import pytest
 from typer.testing import CliRunner
 
 from mloop.cli.main import app
+from tests.support import modelkit
+from tests.support.env import clean_environ
 
 runner = CliRunner()
-
-
-def _modelkit():
-    """The serving tests' model helper (tests/serving/modelkit.py), loaded by path."""
-    if "modelkit" in sys.modules:
-        return sys.modules["modelkit"]
-    path = Path(__file__).parents[1] / "serving" / "modelkit.py"
-    spec = importlib.util.spec_from_file_location("modelkit", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["modelkit"] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_an_invalid_reference_exits_2_before_starting(mloop_home):
@@ -54,7 +42,6 @@ def test_help_has_an_example():
 @pytest.fixture(scope="module")
 def served_home(tmp_path_factory) -> Path:
     home = tmp_path_factory.mktemp("serve-cli-home")
-    modelkit = _modelkit()
     modelkit.train_and_register(modelkit.home_settings(home))
     return home
 
@@ -69,7 +56,7 @@ def free_port() -> int:
 @pytest.mark.parametrize("workers", [1, 2])
 def test_serve_answers_predictions_until_interrupted(served_home, tmp_path, workers):
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLOOP_")}
+    env = clean_environ()
     env.update(MLOOP_HOME=str(served_home), GIT_PYTHON_REFRESH="quiet")
     if workers > 1:
         env["PROMETHEUS_MULTIPROC_DIR"] = str(tmp_path)
@@ -92,7 +79,7 @@ def test_serve_answers_predictions_until_interrupted(served_home, tmp_path, work
                 pass
             time.sleep(0.2)
         assert ready is not None and ready.status_code == 200, proc.poll()
-        row = _modelkit().json_rows(_modelkit().make_frame()[0].head(1))[0]
+        row = modelkit.json_rows(modelkit.make_frame()[0].head(1))[0]
         for _ in range(4):
             answer = httpx.post(f"{url}/predict", json={"features": row}, timeout=30)
             assert answer.status_code == 200
@@ -119,7 +106,7 @@ def test_serve_answers_predictions_until_interrupted(served_home, tmp_path, work
 def test_metrics_sum_requests_answered_by_several_workers(served_home):
     """No PROMETHEUS_MULTIPROC_DIR given: `mloop serve` makes one, and /metrics sums workers."""
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLOOP_")}
+    env = clean_environ()
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     env.update(MLOOP_HOME=str(served_home), GIT_PYTHON_REFRESH="quiet")
     command = [sys.executable, "-c", "from mloop.cli.main import main; main()", "serve"]
@@ -128,7 +115,7 @@ def test_metrics_sum_requests_answered_by_several_workers(served_home):
         command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     url = f"http://127.0.0.1:{port}"
-    row = _modelkit().json_rows(_modelkit().make_frame()[0].head(1))[0]
+    row = modelkit.json_rows(modelkit.make_frame()[0].head(1))[0]
     workers: dict[str, int] = {}
     sent = 0
     try:

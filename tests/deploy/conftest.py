@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-import deploykit  # noqa: E402
-
-from mloop.deploy.service import DeploymentService  # noqa: E402
-from mloop.settings import Settings  # noqa: E402
+from mloop.deploy.service import DeploymentService
+from mloop.settings import Settings
+from tests.support import deploykit
 
 
 @pytest.fixture

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from deploykit import EXAMPLES
 
 from mloop.deploy.canary import Action, CanaryDriver, Observation, decide
 from mloop.deploy.spec import CanaryPolicy, load_spec
+from tests.support.deploykit import EXAMPLES
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 import threading
 
 import pytest
-from deploykit import EXAMPLES
 
 from mloop.deploy.service import DeploymentService
 from mloop.deploy.spec import load_spec
 from mloop.errors import ConflictError, NotFoundError, ValidationError
 from mloop.governance.audit import audit_log
+from tests.support.deploykit import EXAMPLES
 
 
 def ab_spec(name="churn-ab", control=90, challenger_model="churn/2"):

@@ -1,19 +1,18 @@
-"""Deployments answer traffic on a real server: sticky A/B variants, forced variants, batches
-split per variant, the default deployment behind /predict, shadow agreement, the canary timer
-stepping up and rolling back, live counts, `variant` metrics, and clear 4xx for bad requests.
+"""Deployments answer traffic (the app in-process; one case on a real server): sticky A/B
+variants, forced variants, batches split per variant, the default deployment behind /predict,
+shadow agreement, the canary timer stepping up and rolling back, live counts, `variant`
+metrics, and clear 4xx for bad requests.
 
-Real MLflow models (tests/serving/modelkit.py) on a sqlite registry: `churn` v1 @production,
+Real MLflow models (tests/support/modelkit.py) on a sqlite registry: `churn` v1 @production,
 v2 @candidate (the same fit, so the same answers), v3 @inverted (labels flipped), v4 @broken
 (a pyfunc that raises).
 """
 
 from __future__ import annotations
 
-import sys
-import time
 import warnings
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import httpx
@@ -21,18 +20,16 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "serving"))
-sys.path.insert(0, str(Path(__file__).parents[1] / "monitoring"))
-
-import modelkit  # noqa: E402  (tests/serving/modelkit.py)
-from loopkit import metric_value  # noqa: E402
-
-from mloop.cli.main import app as cli  # noqa: E402
-from mloop.deploy.service import DeploymentService  # noqa: E402
-from mloop.errors import ConfigError  # noqa: E402
-from mloop.serving.app import create_app  # noqa: E402
-from mloop.serving.server import ServerThread  # noqa: E402
-from mloop.settings import Settings  # noqa: E402
+from mloop.cli.main import app as cli
+from mloop.deploy.service import DeploymentService
+from mloop.errors import ConfigError
+from mloop.serving.app import create_app
+from mloop.serving.server import ServerThread
+from mloop.settings import Settings
+from tests.support import modelkit
+from tests.support.apps import in_process
+from tests.support.loopkit import metric_value
+from tests.support.waiting import wait_for
 
 ROWS = modelkit.json_rows(modelkit.make_frame(rows=40, seed=3)[0])
 KEYS = [f"user-{i}" for i in range(60)]
@@ -64,6 +61,7 @@ def _register_inverted(settings: Settings) -> None:
                 signature=infer_signature(frame, pipeline.predict(frame)),
                 serialization_format="cloudpickle",
                 registered_model_name="churn",
+                pip_requirements=modelkit.PIP_REQUIREMENTS,  # no inference subprocess
             )
     mlflow.MlflowClient().set_registered_model_alias(
         "churn", "inverted", str(info.registered_model_version)
@@ -88,6 +86,7 @@ def _register_broken(settings: Settings) -> None:
                 python_model=Raising(),
                 signature=infer_signature(frame, y),
                 registered_model_name="churn",
+                pip_requirements=modelkit.PIP_REQUIREMENTS,  # no inference subprocess
             )
     mlflow.MlflowClient().set_registered_model_alias(
         "churn", "broken", str(info.registered_model_version)
@@ -109,15 +108,27 @@ def deploy(settings: Settings, spec: dict[str, Any]) -> None:
 
 
 @contextmanager
-def serving(settings: Settings, model_ref: str | None = "churn@production", **extra: Any):
-    """A real server; returns once every runtime (served model and variants) has settled."""
+def serving(
+    settings: Settings,
+    model_ref: str | None = "churn@production",
+    *,
+    real_server: bool = False,
+    **extra: Any,
+) -> Iterator[httpx.Client]:
+    """A client of the app, in-process (on a real uvicorn server with `real_server`, for a
+    caller given its URL); returns once every runtime (served model and variants) settled."""
     if extra:
         settings = settings.model_copy(update=extra)
     app = create_app(model_ref, settings)
-    with ServerThread(app) as server:
+    with ExitStack() as stack:
+        if real_server:
+            server = stack.enter_context(ServerThread(app))
+            http = stack.enter_context(httpx.Client(base_url=server.url, timeout=30))
+        else:
+            http = stack.enter_context(in_process(app, timeout=30))
         for runtime in app.state.mloop.pool.runtimes():
             assert runtime.wait_until_settled(120)
-        yield server
+        yield http
 
 
 def ab_spec(name: str, **extra: Any) -> dict[str, Any]:
@@ -132,34 +143,25 @@ def ab_spec(name: str, **extra: Any) -> dict[str, Any]:
     }
 
 
-def ask(url: str, name: str, row: dict, *, key: str | None = None, **kwargs: Any) -> httpx.Response:
+def ask(
+    http: httpx.Client, name: str, row: dict, *, key: str | None = None, **kwargs: Any
+) -> httpx.Response:
     body: dict[str, Any] = {"features": row}
     if key is not None:
         body["user_id"] = key
-    return httpx.post(f"{url}/deployments/{name}/predict", json=body, timeout=30, **kwargs)
+    return http.post(f"/deployments/{name}/predict", json=body, timeout=30, **kwargs)
 
 
-def variant_of(url: str, name: str, key: str, **kwargs: Any) -> str:
-    answer = ask(url, name, ROWS[0], key=key, **kwargs)
+def variant_of(http: httpx.Client, name: str, key: str, **kwargs: Any) -> str:
+    answer = ask(http, name, ROWS[0], key=key, **kwargs)
     assert answer.status_code == 200, answer.text
     return answer.json()["variant"]
 
 
-def status(url: str, name: str) -> dict[str, Any]:
-    answer = httpx.get(f"{url}/deployments/{name}", timeout=30)
+def status(http: httpx.Client, name: str) -> dict[str, Any]:
+    answer = http.get(f"/deployments/{name}", timeout=30)
     assert answer.status_code == 200, answer.text
     return {v["variant"]: v for v in answer.json()["variants"]}
-
-
-def eventually(check, what: str, timeout: float = 30.0) -> Any:
-    """Poll `check()` until it returns something truthy (behaviour, not a fixed sleep)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 # ------------------------------------------------------------------------------ A/B routing
@@ -167,28 +169,27 @@ def eventually(check, what: str, timeout: float = 30.0) -> Any:
 
 def test_ab_sticky_forced_split_metrics_and_live_counts(home):
     deploy(home, ab_spec("ab"))
-    with serving(home) as server:
-        url = server.url
-        first = {key: variant_of(url, "ab", key) for key in KEYS}
-        assert {key: variant_of(url, "ab", key) for key in KEYS[:10]} == {
+    with serving(home) as http:
+        first = {key: variant_of(http, "ab", key) for key in KEYS}
+        assert {key: variant_of(http, "ab", key) for key in KEYS[:10]} == {
             k: first[k] for k in KEYS[:10]
         }  # sticky
         shares = {v: sum(1 for x in first.values() if x == v) for v in ("control", "treatment")}
         assert 15 <= shares["control"] <= 45 and shares["control"] + shares["treatment"] == 60
         # The key may come from the X-User-Id header or the row (not a model feature: dropped).
         for key in KEYS[:8]:
-            by_header = ask(url, "ab", ROWS[1], headers={"X-User-Id": key})
-            in_row = ask(url, "ab", {**ROWS[1], "user_id": key})
+            by_header = ask(http, "ab", ROWS[1], headers={"X-User-Id": key})
+            in_row = ask(http, "ab", {**ROWS[1], "user_id": key})
             assert by_header.json()["variant"] == in_row.json()["variant"] == first[key]
         key = KEYS[0]
         # A forced variant wins over the sticky one; each answer names its variant and version.
         other = "treatment" if first[key] == "control" else "control"
-        forced = ask(url, "ab", ROWS[2], key=key, headers={"X-Variant": other}).json()
+        forced = ask(http, "ab", ROWS[2], key=key, headers={"X-Variant": other}).json()
         assert forced["variant"] == other and forced["deployment"] == "ab"
         assert forced["model_version"] == {"control": "1", "treatment": "2"}[other]
         assert set(forced) >= {"prediction", "probability", "probabilities", "prediction_id"}
 
-        metrics = httpx.get(f"{url}/metrics").text
+        metrics = http.get("/metrics").text
         controls = sum(1 for x in first.values() if x == "control") + sum(
             1 for k in KEYS[:10] if first[k] == "control"
         )
@@ -199,27 +200,26 @@ def test_ab_sticky_forced_split_metrics_and_live_counts(home):
         assert counted is not None and counted >= controls
         assert metric_value(metrics, "model_prediction_latency_seconds_count",
                             variant="ab/treatment")  # fmt: skip
-        live = status(url, "ab")
+        live = status(http, "ab")
         assert live["control"]["counts"]["requests"] == counted
         assert live["control"]["counts"]["errors"] == 0
         assert live["treatment"]["counts"]["p95_ms"] > 0
 
     with serving(home) as restarted:  # another process after a restart: the same assignment
-        assert {k: variant_of(restarted.url, "ab", k) for k in KEYS[:12]} == {
+        assert {k: variant_of(restarted, "ab", k) for k in KEYS[:12]} == {
             k: first[k] for k in KEYS[:12]
         }
 
 
 def test_a_batch_with_mixed_keys_is_split_per_variant_in_request_order(home):
     deploy(home, ab_spec("ab-batch"))
-    with serving(home) as server:
-        url = server.url
+    with serving(home) as http:
         keys = KEYS[:16]
-        expected = [variant_of(url, "ab-batch", k) for k in keys]
+        expected = [variant_of(http, "ab-batch", k) for k in keys]
         assert len(set(expected)) == 2
         rows = [{**ROWS[i], "user_id": k} for i, k in enumerate(keys)]
-        answer = httpx.post(
-            f"{url}/deployments/ab-batch/predict/batch", json={"instances": rows}, timeout=30
+        answer = http.post(
+            "/deployments/ab-batch/predict/batch", json={"instances": rows}, timeout=30
         )
         assert answer.status_code == 200, answer.text
         body = answer.json()
@@ -227,15 +227,15 @@ def test_a_batch_with_mixed_keys_is_split_per_variant_in_request_order(home):
         assert [p["variant"] for p in body["predictions"]] == expected
         versions = {"control": "1", "treatment": "2"}
         assert [p["model_version"] for p in body["predictions"]] == [versions[v] for v in expected]
-        plain = httpx.post(
-            f"{url}/predict/batch", json={"instances": [ROWS[i] for i in range(16)]}, timeout=30
+        plain = http.post(
+            "/predict/batch", json={"instances": [ROWS[i] for i in range(16)]}, timeout=30
         ).json()  # v1 and v2 are the same fit: the same labels, row by row
         assert [p["prediction"] for p in body["predictions"]] == [
             p["prediction"] for p in plain["predictions"]
         ]
         # One key for the whole batch, at the top level: every row on that key's variant.
-        one = httpx.post(
-            f"{url}/deployments/ab-batch/predict/batch",
+        one = http.post(
+            "/deployments/ab-batch/predict/batch",
             json={"instances": ROWS[:5], "user_id": keys[0]},
             timeout=30,
         ).json()
@@ -255,21 +255,18 @@ def test_the_default_deployment_answers_predict_without_a_model_ref(home):
             "variants": [{"name": "only", "model": "churn@candidate"}],
         },
     )
-    with serving(home, model_ref=None) as server:
-        url = server.url
-        answer = httpx.post(f"{url}/predict", json={"features": ROWS[0]}, timeout=30)
+    with serving(home, model_ref=None) as http:
+        answer = http.post("/predict", json={"features": ROWS[0]}, timeout=30)
         assert answer.status_code == 200, answer.text
         body = answer.json()
         assert (body["deployment"], body["variant"], body["model_version"]) == ("main", "only", "2")
-        batch = httpx.post(f"{url}/predict/batch", json={"instances": ROWS[:3]}, timeout=30)
+        batch = http.post("/predict/batch", json={"instances": ROWS[:3]}, timeout=30)
         assert [p["variant"] for p in batch.json()["predictions"]] == ["only"] * 3
-        invocations = httpx.post(
-            f"{url}/invocations", json={"dataframe_records": ROWS[:2]}, timeout=30
-        )
+        invocations = http.post("/invocations", json={"dataframe_records": ROWS[:2]}, timeout=30)
         assert invocations.status_code == 200, invocations.text
-        assert httpx.get(f"{url}/ready").json()["model_version"] == "2"
+        assert http.get("/ready").json()["model_version"] == "2"
     with serving(home) as explicit:  # an explicit MODEL_REF wins over the default deployment
-        body = httpx.post(f"{explicit.url}/predict", json={"features": ROWS[0]}).json()
+        body = explicit.post("/predict", json={"features": ROWS[0]}).json()
         assert body["model_version"] == "1" and "deployment" not in body
     DeploymentService(home).delete("main", "test")
 
@@ -299,8 +296,8 @@ def shadow_spec(name: str, candidate_model: str) -> dict[str, Any]:
     }
 
 
-def shadow_counts(url: str, name: str, total: int) -> dict[str, Any] | None:
-    counts = status(url, name)["shadow"]["counts"]
+def shadow_counts(http: httpx.Client, name: str, total: int) -> dict[str, Any] | None:
+    counts = status(http, name)["shadow"]["counts"]
     seen = sum(counts.get(f"shadow_{r}", 0) for r in ("agree", "disagree", "error", "skipped"))
     return counts if seen >= total else None
 
@@ -312,17 +309,17 @@ def shadow_counts(url: str, name: str, total: int) -> dict[str, Any] | None:
 def test_shadow_answers_from_the_primary_and_counts_agreement(home, candidate, outcome):
     name = f"shadow-{outcome}"
     deploy(home, shadow_spec(name, candidate))
-    with serving(home) as server:
-        url = server.url
+    # A real server for the "agree" case: `mloop deploy status --url` reads its live counts.
+    with serving(home, real_server=outcome == "agree") as http:
         for row in ROWS[:20]:
-            answer = ask(url, name, row)
+            answer = ask(http, name, row)
             assert answer.status_code == 200, answer.text
             assert (answer.json()["variant"], answer.json()["model_version"]) == ("primary", "1")
-        batch = httpx.post(
-            f"{url}/deployments/{name}/predict/batch", json={"instances": ROWS[:10]}, timeout=30
+        batch = http.post(
+            f"/deployments/{name}/predict/batch", json={"instances": ROWS[:10]}, timeout=30
         )
         assert batch.status_code == 200 and batch.json()["total_count"] == 10
-        counts = eventually(lambda: shadow_counts(url, name, 30), "shadow results")
+        counts = wait_for(lambda: shadow_counts(http, name, 30), "shadow results")
         asked = 30 - counts["shadow_skipped"]
         assert asked > 0
         if outcome == "agree":
@@ -331,14 +328,16 @@ def test_shadow_answers_from_the_primary_and_counts_agreement(home, candidate, o
             assert counts["shadow_disagree"] > 0 and counts["shadow_agreement"] < 0.5
         else:
             assert counts["shadow_error"] == asked and "shadow_agreement" not in counts
-        metrics = httpx.get(f"{url}/metrics").text
+        metrics = http.get("/metrics").text
         assert (
             metric_value(metrics, "mloop_shadow_predictions_total", deployment=name, result=outcome)
             == counts[f"shadow_{outcome}"]
         )
         if outcome == "agree":  # the CLI shows the server's live counts with --url
             wide = CliRunner(env={"COLUMNS": "200"})
-            shown = wide.invoke(cli, ["deploy", "status", name, "--url", url])
+            shown = wide.invoke(
+                cli, ["deploy", "status", name, "--url", str(http.base_url).rstrip("/")]
+            )
             assert shown.exit_code == 0, shown.output
             said = " ".join(shown.output.split())
             assert "100.0%" in said and "counts: server" in said
@@ -373,40 +372,38 @@ def history(settings: Settings, name: str) -> list[Any]:
 
 def test_a_healthy_canary_steps_up_on_the_timer(home):
     deploy(home, canary_spec("canary-ok", "churn@candidate"))
-    with serving(home, canary_tick_seconds=0.1) as server:
-        url = server.url
+    with serving(home, canary_tick_seconds=0.1) as http:
 
         def stepped() -> bool:
             for key in KEYS[:12]:
-                assert ask(url, "canary-ok", ROWS[0], key=key).status_code == 200
+                assert ask(http, "canary-ok", ROWS[0], key=key).status_code == 200
             return any(r.reason == "canary-step" and "->" in (r.note or "")
                        for r in history(home, "canary-ok"))  # fmt: skip
 
-        eventually(stepped, "a canary step")
+        wait_for(stepped, "a canary step")
         step = next(r for r in history(home, "canary-ok") if "->" in (r.note or ""))
         assert step.note == "within the SLO: 50% -> 75%"
-        eventually(lambda: status(url, "canary-ok")["canary"]["share"] >= 75, "the new share")
+        wait_for(lambda: status(http, "canary-ok")["canary"]["share"] >= 75, "the new share")
 
 
 def test_a_failing_canary_is_rolled_back_and_traffic_returns_to_the_primary(home):
     deploy(home, canary_spec("canary-bad", "churn@broken"))
-    with serving(home, canary_tick_seconds=0.1) as server:
-        url = server.url
+    with serving(home, canary_tick_seconds=0.1) as http:
 
         def rolled_back() -> bool:
             for key in KEYS[:12]:
-                answer = ask(url, "canary-bad", ROWS[0], key=key)
+                answer = ask(http, "canary-bad", ROWS[0], key=key)
                 assert answer.status_code in (200, 500), answer.text
             return any(r.reason == "canary-rollback" for r in history(home, "canary-bad"))
 
-        eventually(rolled_back, "the canary rollback")
+        wait_for(rolled_back, "the canary rollback")
         rollback = next(r for r in history(home, "canary-bad") if r.reason == "canary-rollback")
         assert "error rate" in rollback.note and "above the SLO" in rollback.note
         assert rollback.spec["canary"]["status"] == "rolled_back"
         # Routed at once by this server: every key now goes to the stable variant.
-        answers = [ask(url, "canary-bad", ROWS[0], key=k) for k in KEYS[:12]]
+        answers = [ask(http, "canary-bad", ROWS[0], key=k) for k in KEYS[:12]]
         assert [(a.status_code, a.json()["variant"]) for a in answers] == [(200, "stable")] * 12
-        live = status(url, "canary-bad")
+        live = status(http, "canary-bad")
         assert live["canary"]["share"] == 0
         assert live["canary"]["counts"]["errors"] > 0
 
@@ -416,13 +413,12 @@ def test_a_failing_canary_is_rolled_back_and_traffic_returns_to_the_primary(home
 
 def test_bad_requests_on_deployment_routes_get_clear_4xx(home):
     deploy(home, ab_spec("ab-bad"))
-    with serving(home) as server:
-        url = server.url
-        unknown = ask(url, "nope", ROWS[0])
+    with serving(home) as http:
+        unknown = ask(http, "nope", ROWS[0])
         assert unknown.status_code == 404 and "ab-bad" in unknown.json()["hint"]
-        forced = ask(url, "ab-bad", ROWS[0], headers={"X-Variant": "ghost"})
+        forced = ask(http, "ab-bad", ROWS[0], headers={"X-Variant": "ghost"})
         assert forced.status_code == 404 and "control, treatment" in forced.json()["hint"]
-        post = f"{url}/deployments/ab-bad/predict"
+        post = "/deployments/ab-bad/predict"
         cases = [
             (b"{not json", 422, "malformed JSON"),
             (b'{"features": {"tenure": 1}}', 422, "missing feature"),
@@ -432,17 +428,17 @@ def test_bad_requests_on_deployment_routes_get_clear_4xx(home):
             (b"[1, 2]", 422, "JSON object"),
         ]
         for body, code, message in cases:
-            answer = httpx.post(post, content=body, headers={"content-type": "application/json"})
+            answer = http.post(post, content=body, headers={"content-type": "application/json"})
             assert answer.status_code == code, (body, answer.text)
             assert message in answer.json()["detail"], (body, answer.text)
-        batch = f"{url}/deployments/ab-bad/predict/batch"
-        empty = httpx.post(batch, json={"instances": []})
+        batch = "/deployments/ab-bad/predict/batch"
+        empty = http.post(batch, json={"instances": []})
         assert empty.status_code == 422 and "empty" in empty.json()["detail"]
         rows = [{**ROWS[i], "user_id": KEYS[i]} for i in range(6)]
         rows[4] = {**rows[4], "plan": 7}
-        bad_row = httpx.post(batch, json={"instances": rows})
+        bad_row = http.post(batch, json={"instances": rows})
         assert bad_row.status_code == 422 and "row 4" in bad_row.json()["detail"], bad_row.text
-        metrics = httpx.get(f"{url}/metrics").text
+        metrics = http.get("/metrics").text
         assert metric_value(metrics, "model_predictions_total", status="error") is None
 
 
@@ -451,18 +447,15 @@ def test_bad_requests_on_deployment_routes_get_clear_4xx(home):
 
 def test_changes_through_rest_apply_at_once_and_other_writers_are_polled(home):
     deploy(home, ab_spec("ab-live"))
-    with serving(home, deployment_poll_seconds=0.1) as server:
-        url = server.url
-        shift = httpx.post(
-            f"{url}/deployments/ab-live/shift", json={"to": "treatment", "percent": 100}
-        )
+    with serving(home, deployment_poll_seconds=0.1) as http:
+        shift = http.post("/deployments/ab-live/shift", json={"to": "treatment", "percent": 100})
         assert shift.status_code == 200, shift.text
-        assert {variant_of(url, "ab-live", k) for k in KEYS[:10]} == {"treatment"}
+        assert {variant_of(http, "ab-live", k) for k in KEYS[:10]} == {"treatment"}
         # Another process changes it: this server follows within its poll interval.
         DeploymentService(home).shift("ab-live", "control", 100, "someone-else")
-        eventually(
-            lambda: {variant_of(url, "ab-live", k) for k in KEYS[:10]} == {"control"},
+        wait_for(
+            lambda: {variant_of(http, "ab-live", k) for k in KEYS[:10]} == {"control"},
             "the polled change",
         )
         DeploymentService(home).delete("ab-live", "someone-else")
-        eventually(lambda: ask(url, "ab-live", ROWS[0]).status_code == 404, "the deletion")
+        wait_for(lambda: ask(http, "ab-live", ROWS[0]).status_code == 404, "the deletion")

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from deploykit import EXAMPLES
 
 from mloop.deploy.spec import Policy, load_spec, parse_spec
 from mloop.errors import NotFoundError, ValidationError
+from tests.support.deploykit import EXAMPLES
 
 
 def ab(**changes):

@@ -7,7 +7,6 @@ data -> train -> registered version -> promote -> serve -> predict (single and b
 from __future__ import annotations
 
 import math
-import os
 import signal
 import socket
 import subprocess
@@ -18,6 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlalchemy import select
+
+from tests.support.env import clean_environ
 
 pytestmark = pytest.mark.slow
 
@@ -50,7 +51,7 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory) -> tuple[Path, dict]:
     root = tmp_path_factory.mktemp("e2e")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLOOP_")}
+    env = clean_environ()
     env.update(MLOOP_HOME=str(root / "home"), NO_COLOR="1", COLUMNS="200")
     (root / "params.yaml").write_text(SMALL_CONFIG)
     return root, env
@@ -202,7 +203,7 @@ def test_predictions_reach_the_prediction_log(server):
 
 
 def test_demo_runs_to_the_end(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLOOP_")}
+    env = clean_environ()
     env.update(MLOOP_HOME=str(tmp_path / "demo-home"), NO_COLOR="1", COLUMNS="200")
     result = run("demo", "--rows", "1500", "--requests", "40", "--port", "0", "--no-serve", env=env)
     out = result.stdout

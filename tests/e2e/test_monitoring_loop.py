@@ -4,20 +4,13 @@ webhook, and the retraining job registers a new candidate version (never Product
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "monitoring"))
-
-import loopkit  # noqa: E402
-import modelkit  # noqa: E402
-
-from mloop.serving.app import create_app  # noqa: E402
-from mloop.serving.server import ServerThread  # noqa: E402
+from mloop.serving.app import create_app
+from mloop.serving.server import ServerThread
+from tests.support import loopkit, modelkit
 
 pytestmark = pytest.mark.slow
 
@@ -44,19 +37,22 @@ def test_drift_alert_retrains_a_candidate(tmp_path):
     settings = settings.model_copy(
         update={"retrain_data": str(data), "drift_min_rows": 200, "drift_interval_seconds": 0.2}
     )
-    with ServerThread(create_app("churn@production", settings)) as server:
+    with (
+        ServerThread(create_app("churn@production", settings)) as server,
+        httpx.Client(base_url=server.url, timeout=60) as http,
+    ):
         calm = loopkit.churn_rows(300, seed=11)
-        loopkit.predict_ids(server.url, calm)
-        report = httpx.get(f"{server.url}/monitor/drift").json()
+        loopkit.predict_ids(http, calm)
+        report = http.get("/monitor/drift").json()
         assert report["status"] == "ok" and report["dataset_drift"] is False
-        calm_gauges = drift_gauges(httpx.get(f"{server.url}/metrics").text)
+        calm_gauges = drift_gauges(http.get("/metrics").text)
         assert calm_gauges["monthly_charges"][0] < calm_gauges["monthly_charges"][1]
 
         shifted = loopkit.churn_rows(3000, seed=12, drift=True)
         for start in range(0, len(shifted), 500):
-            loopkit.predict_ids(server.url, shifted[start : start + 500])
-        assert httpx.get(f"{server.url}/monitor/drift").json()["rows"] == 3300
-        gauges = drift_gauges(httpx.get(f"{server.url}/metrics").text)
+            loopkit.predict_ids(http, shifted[start : start + 500])
+        assert http.get("/monitor/drift").json()["rows"] == 3300
+        gauges = drift_gauges(http.get("/metrics").text)
         crossed = sorted(name for name, (score, limit) in gauges.items() if score >= limit)
         assert "monthly_charges" in crossed and "payment_method" in crossed, gauges
 
@@ -71,12 +67,12 @@ def test_drift_alert_retrains_a_candidate(tmp_path):
                 "job": "mloop",
             },
         )
-        answer = httpx.post(f"{server.url}/alerts/webhook", json=alert)
+        answer = http.post("/alerts/webhook", json=alert)
         assert answer.status_code == 200, answer.text
         assert answer.json()["alerts"][0]["action"].startswith("retrain job 1 queued")
         assert server.app.state.mloop_monitoring.retrain.wait_idle(300)
-        jobs = httpx.get(f"{server.url}/retrain/jobs").json()["jobs"]
-        served = httpx.get(f"{server.url}/model/info").json()["version"]
+        jobs = http.get("/retrain/jobs").json()["jobs"]
+        served = http.get("/model/info").json()["version"]
 
     assert jobs[0]["status"] == "succeeded", jobs
     client = mlflow.MlflowClient()

@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import shutil
 
-import govkit
 import pytest
 
 from mloop.errors import ConflictError, NotFoundError, PermissionDeniedError
 from mloop.governance.approvals import ApprovalService, GatesFailedError
 from mloop.governance.audit import audit_log
 from mloop.governance.cards import write_card
+from mloop.governance.governed import governed_registry
 from mloop.registry.service import Registry
+from tests.support import govkit
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +46,7 @@ def test_versions_get_semver_and_content_hash(env):
 def test_promotion_without_approval_is_refused(env):
     settings, _ = env
     with pytest.raises(ConflictError, match="requires an approved request"):
-        Registry(settings).promote("churn", "2", "Production", actor="bob")
+        governed_registry(settings).promote("churn", "2", "Production", actor="bob")
 
 
 def test_failing_gates_reject_the_request_with_reasons(env, hook):
@@ -87,7 +88,7 @@ def test_card_then_full_approval_promotes_and_notifies(env, hook, tmp_path):
     with pytest.raises(ConflictError, match="role already approved"):
         service.approve(request.id, actor="dave")
     with pytest.raises(ConflictError, match="is pending, not approved"):
-        Registry(settings).promote("churn", "2", "Production", approval=request.id)
+        governed_registry(settings).promote("churn", "2", "Production", approval=request.id)
     done = service.approve(request.id, actor="carol")
     assert done.status == "promoted" and done.outcome == "promoted to Production"
     assert [a["actor"] for a in done.actions] == ["bob", "carol"]
@@ -121,7 +122,7 @@ def test_one_rejection_closes(env, hook, tmp_path):
     with pytest.raises(ConflictError, match="is closed"):
         service.approve(request.id, actor="bob")
     with pytest.raises(ConflictError, match="rejected, not approved"):
-        Registry(settings).promote("churn", "1", "Production", approval=request.id)
+        governed_registry(settings).promote("churn", "1", "Production", approval=request.id)
 
 
 def test_bad_input(env):
@@ -152,12 +153,12 @@ def test_gates_refuse_when_the_training_data_changed_or_is_gone(governed, tmp_pa
     shutil.copy(data, tmp_path / "kept.csv")
     data.write_text(data.read_text().replace("north", "south", 5))
     with pytest.raises(ConflictError, match="changed since training"):
-        Registry(own).promote("churn", "1", "Staging")
+        governed_registry(own).promote("churn", "1", "Staging")
     data.unlink()
     with pytest.raises(ConflictError, match="is gone"):
-        Registry(own).promote("churn", "1", "Staging")
+        governed_registry(own).promote("churn", "1", "Staging")
     shutil.copy(tmp_path / "kept.csv", data)
-    assert Registry(own).promote("churn", "1", "Staging").to_stage.value == "Staging"
+    assert governed_registry(own).promote("churn", "1", "Staging").to_stage.value == "Staging"
 
 
 def test_drift_gate_fails_on_drifted_evaluation_data(tmp_path):
@@ -170,6 +171,6 @@ def test_drift_gate_fails_on_drifted_evaluation_data(tmp_path):
     gates = {"drift": {"max_psi": 0.2, "data": str(drifted)}, "metrics": {"accuracy": 0.99}}
     govkit.write_policy(own, {"stages": {"Staging": {"gates": gates}}})
     with pytest.raises(ConflictError) as err:
-        Registry(own).promote("churn", "1", "Staging")
+        governed_registry(own).promote("churn", "1", "Staging")
     assert "drift: max PSI" in err.value.message and "recent.csv" in err.value.message
     assert "metric.accuracy: accuracy = " in err.value.message

@@ -7,7 +7,6 @@ import random
 import re
 from datetime import UTC, datetime
 
-import govkit
 import httpx
 import pytest
 from starlette.applications import Starlette
@@ -16,8 +15,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from mloop.governance.audit import AuditEvent, AuditLog, audit_log
-from mloop.governance.audit_writer import AuditMiddleware, AuditWriter, _iso
+from mloop.governance.audit_writer import AuditMiddleware, AuditWriter, Timestamps
 from mloop.serving.server import ServerThread
+from tests.support import govkit
 
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 
@@ -131,8 +131,9 @@ def test_call_times_are_formatted_as_strftime_would_across_seconds_and_rounding(
     rng = random.Random(7)
     spread = [base + rng.uniform(-5, 5) for _ in range(5000)]
     steady = [base + i * 0.000137 for i in range(20_000)]
+    stamps = Timestamps()
     for at in edges + spread + steady + edges:
-        assert _iso(at) == _strftime(at), at
+        assert stamps.iso(at) == _strftime(at), at
 
 
 def test_api_calls_on_both_databases_verify_and_read_back(database):

@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "serving"))
-sys.path.insert(0, str(Path(__file__).parent))
-
-import modelkit  # noqa: E402  (tests/serving/modelkit.py)
-
-from mloop.jobs.queue import JobQueue  # noqa: E402
-from mloop.store.db import Database  # noqa: E402
+from mloop.jobs.queue import JobQueue
+from mloop.store.db import Database
+from tests.support import modelkit
 
 
 @pytest.fixture(scope="session")

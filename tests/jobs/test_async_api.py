@@ -1,16 +1,17 @@
-"""`POST /predict/async`, `GET /jobs/{id}`, `DELETE /jobs/{id}` on a real server."""
+"""`POST /predict/async`, `GET /jobs/{id}`, `DELETE /jobs/{id}` (the app in-process; the
+real-server end-to-end test is test_crash_recovery.py)."""
 
 from __future__ import annotations
 
-import httpx
-import modelkit
 import pytest
-from jobkit import job_settings, wait_for
 from sqlalchemy import select
 
 from mloop.serving.app import create_app
-from mloop.serving.server import ServerThread
 from mloop.store import PredictionRecord, open_database
+from tests.support import modelkit
+from tests.support.apps import in_process
+from tests.support.jobkit import job_settings
+from tests.support.waiting import wait_for
 
 
 @pytest.fixture(scope="module")
@@ -18,14 +19,13 @@ def server(jobs_model, tmp_path_factory):
     settings = job_settings(
         jobs_model, tmp_path_factory.mktemp("async-api"), jobs_chunk_rows=25, jobs_max_rows=300
     )
-    with ServerThread(create_app("churn@production", settings)) as running:
+    with in_process(create_app("churn@production", settings), timeout=30) as running:
         yield running, settings
 
 
 @pytest.fixture
 def http(server):
-    with httpx.Client(base_url=server[0].url, timeout=30) as client:
-        yield client
+    return server[0]
 
 
 def _finished(http, job_id):
@@ -124,10 +124,7 @@ def test_unknown_jobs_are_404_and_finished_jobs_cannot_be_cancelled(jobs_model, 
 
 def test_a_queued_job_can_be_cancelled(jobs_model, tmp_path):
     settings = job_settings(jobs_model, tmp_path, jobs_embedded_worker=False)
-    with (
-        ServerThread(create_app("churn@production", settings)) as running,
-        httpx.Client(base_url=running.url, timeout=30) as http,
-    ):
+    with in_process(create_app("churn@production", settings), timeout=30) as http:
         rows = modelkit.json_rows(jobs_model.frame.head(2))
         job_id = http.post("/predict/async", json={"instances": rows}).json()["job_id"]
         assert http.get(f"/jobs/{job_id}").json()["status"] == "queued"  # no worker here
@@ -139,10 +136,7 @@ def test_a_queued_job_can_be_cancelled(jobs_model, tmp_path):
 def test_async_predictions_wait_for_the_model(tmp_path, jobs_model):
     settings = job_settings(jobs_model, tmp_path)
     app = create_app("churn/99", settings, retry_interval=60)
-    with (
-        ServerThread(app) as running,
-        httpx.Client(base_url=running.url, timeout=30) as http,
-    ):
+    with in_process(app, timeout=30) as http:
         answer = http.post("/predict/async", json={"instances": [[1, 2, 3, "basic", "x"]]})
         assert answer.status_code == 503
         assert "model not loaded" in answer.json()["detail"]

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import modelkit
 import numpy as np
 import pandas as pd
 import pytest
 
 from mloop.errors import ConflictError, NotFoundError, ValidationError
 from mloop.jobs.batch import batch_predict
-from mloop.jobs.validate import check_chunk
+from mloop.model.table import check_chunk
 from mloop.registry.resolve import load_model
+from tests.support import modelkit
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -10,20 +9,22 @@ import uuid
 from pathlib import Path
 
 import httpx
-import modelkit
 import pytest
-from jobkit import job_settings, wait_for
 
 from mloop.jobs.celery import CeleryBackend, visibility_timeout
 from mloop.jobs.queue import JobQueue
 from mloop.serving.app import create_app
 from mloop.serving.server import ServerThread
+from tests.support import modelkit
+from tests.support.env import clean_environ
+from tests.support.jobkit import job_settings
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 
 
 def _celery_worker(settings, log: Path) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLOOP_")}
+    env = clean_environ()
     env.update(
         MLOOP_HOME=str(settings.home),
         MLOOP_DATABASE_URL=settings.database_url,

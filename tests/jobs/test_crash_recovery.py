@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
 import sys
 
 import httpx
-import modelkit
 import pytest
-from jobkit import wait_for
 from sqlalchemy import func, select
 
 from mloop.jobs.queue import JobQueue
 from mloop.store import PredictionRecord
 from mloop.store.db import Database
+from tests.support import modelkit
+from tests.support.env import clean_environ
+from tests.support.waiting import wait_for
 
 
 def _free_port() -> int:
@@ -41,7 +41,7 @@ def _ready(url: str) -> bool:
 @pytest.mark.slow
 def test_a_job_survives_sigkill_of_the_server_and_completes_once(jobs_model, tmp_path):
     database_url = f"sqlite:///{tmp_path / 'crash.db'}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLOOP_")}
+    env = clean_environ()
     env.update(
         MLOOP_HOME=str(jobs_model.settings.home),
         MLOOP_DATABASE_URL=database_url,

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import modelkit
 import numpy as np
 import pandas as pd
 import pytest
+from pydantic import SecretStr
 
 from mloop.errors import ValidationError
-from mloop.jobs.ray import ray_batch_predict
+from mloop.jobs.ray import ray_batch_predict, settings_from_payload, settings_payload
+from mloop.settings import Settings
+from tests.support import modelkit
 
 ray = pytest.importorskip("ray")
 
@@ -87,3 +89,12 @@ def test_ray_refuses_a_mixed_folder(jobs_model, table, tmp_path):
         ray_batch_predict(
             "churn@production", tmp_path / "in", tmp_path / "o", settings=jobs_model.settings
         )
+
+
+def test_an_actor_gets_the_secret_values(tmp_path):
+    @ray.remote
+    def secret_seen(payload):
+        return settings_from_payload(payload).jwt_secret.get_secret_value()
+
+    settings = Settings(home=tmp_path, jwt_secret=SecretStr("jwt-s3cret"))
+    assert ray.get(secret_seen.remote(settings_payload(settings))) == "jwt-s3cret"

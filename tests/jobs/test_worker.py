@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import modelkit
 import numpy as np
 import pytest
-from jobkit import job_settings, wait_for
 
 from mloop.jobs import predict
 from mloop.jobs.models import ModelCache
 from mloop.jobs.queue import CANCELLED, FAILED, QUEUED, SUCCEEDED, JobQueue
 from mloop.jobs.worker import DONE, RETRY, Worker, execute
 from mloop.jobs.worker import FAILED as OUTCOME_FAILED
+from tests.support import modelkit
+from tests.support.jobkit import job_settings
+from tests.support.waiting import wait_for
 
 
 @pytest.fixture

@@ -1,25 +1,20 @@
 """POST /alerts/webhook: validation, durable records, forwarding (real HTTP and SMTP
-receivers on 127.0.0.1), and the retraining action with its deduplication and resume."""
+receivers on 127.0.0.1), and the retraining action with its deduplication and resume.
+
+The app runs in-process (tests/support/apps.py); the receivers it forwards to are real."""
 
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
-import httpx
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-import loopkit  # noqa: E402
-import modelkit  # noqa: E402
-
-from mloop.monitoring.retrain import RetrainWorker  # noqa: E402
-from mloop.serving.app import create_app  # noqa: E402
-from mloop.serving.server import ServerThread  # noqa: E402
-from mloop.store import open_database  # noqa: E402
-from mloop.store.monitoring import RetrainJob  # noqa: E402
+from mloop.monitoring.retrain import RetrainWorker
+from mloop.serving.app import create_app
+from mloop.store import open_database
+from mloop.store.monitoring import RetrainJob
+from tests.support import loopkit, modelkit
+from tests.support.apps import in_process
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +24,15 @@ def trained(tmp_path_factory):
 
 
 def serve(settings, **changes):
-    return ServerThread(create_app("churn@production", settings.model_copy(update=changes)))
+    return in_process(create_app("churn@production", settings.model_copy(update=changes)))
+
+
+@pytest.fixture(scope="module")
+def refusing(trained, tmp_path_factory):
+    """One app for the refused payloads, on its own platform database (so no alert is in it)."""
+    database = tmp_path_factory.mktemp("refused") / "mloop.db"
+    with serve(trained.settings, database_url=f"sqlite:///{database}") as server:
+        yield server
 
 
 @pytest.mark.parametrize(
@@ -44,12 +47,11 @@ def serve(settings, **changes):
         (lambda p: p["alerts"][0].update(startsAt="yesterday"), "alerts.0.startsAt"),
     ],
 )
-def test_payloads_that_are_not_alertmanager_v4_are_a_422(trained, mutate, needle):
+def test_payloads_that_are_not_alertmanager_v4_are_a_422(refusing, mutate, needle):
     payload = loopkit.alert_payload()
     mutate(payload)
-    with serve(trained.settings) as server:
-        answer = httpx.post(f"{server.url}/alerts/webhook", json=payload)
-        listed = httpx.get(f"{server.url}/alerts").json()["alerts"]
+    answer = refusing.post("/alerts/webhook", json=payload)
+    listed = refusing.get("/alerts").json()["alerts"]
     assert answer.status_code == 422, answer.text
     assert needle in answer.json()["detail"]
     assert listed == []  # nothing recorded from a refused payload
@@ -65,15 +67,15 @@ def test_alerts_are_recorded_once_per_state_and_forwarded_to_slack_and_email(tra
         )
         with serve(trained.settings, **settings) as server:
             firing = loopkit.alert_payload("HighPredictionLatency", fingerprint="aa01")
-            first = httpx.post(f"{server.url}/alerts/webhook", json=firing)
-            repeat = httpx.post(f"{server.url}/alerts/webhook", json=firing)
+            first = server.post("/alerts/webhook", json=firing)
+            repeat = server.post("/alerts/webhook", json=firing)
             resolved = loopkit.alert_payload(
                 "HighPredictionLatency", status="resolved", fingerprint="aa01"
             )
-            httpx.post(f"{server.url}/alerts/webhook", json=resolved)
+            server.post("/alerts/webhook", json=resolved)
             server.app.state.mloop_monitoring.notifier.flush()
-            listed = httpx.get(f"{server.url}/alerts").json()["alerts"]
-            metrics = httpx.get(f"{server.url}/metrics").text
+            listed = server.get("/alerts").json()["alerts"]
+            metrics = server.get("/metrics").text
     assert first.status_code == 200
     assert first.json()["alerts"][0]["recorded"] is True
     assert repeat.json()["alerts"][0]["recorded"] is False  # Alertmanager's repeat: not twice
@@ -98,9 +100,9 @@ def test_a_failing_receiver_is_retried_and_counted_without_failing_the_webhook(t
     ):
         server.app.state.mloop_monitoring.notifier.backoff = 0.01
         alert = loopkit.alert_payload(fingerprint="broken")
-        answer = httpx.post(f"{server.url}/alerts/webhook", json=alert)
+        answer = server.post("/alerts/webhook", json=alert)
         server.app.state.mloop_monitoring.notifier.flush()
-        metrics = httpx.get(f"{server.url}/metrics").text
+        metrics = server.get("/metrics").text
     assert answer.status_code == 200
     assert len(broken.received) == 3
     failed = loopkit.metric_value(
@@ -112,8 +114,8 @@ def test_a_failing_receiver_is_retried_and_counted_without_failing_the_webhook(t
 def test_retraining_is_skipped_with_a_reason_when_no_data_is_configured(trained):
     with serve(trained.settings) as server:
         alert = loopkit.alert_payload(fingerprint="nodata")
-        answer = httpx.post(f"{server.url}/alerts/webhook", json=alert)
-        jobs = httpx.get(f"{server.url}/retrain/jobs").json()["jobs"]
+        answer = server.post("/alerts/webhook", json=alert)
+        jobs = server.get("/retrain/jobs").json()["jobs"]
     assert answer.json()["alerts"][0]["action"] == (
         "retrain skipped: MLOOP_RETRAIN_DATA is not set"
     )
@@ -124,11 +126,9 @@ def test_a_model_without_a_training_config_fails_its_job_with_the_reason(trained
     data = tmp_path / "data.csv"
     data.write_text("a\n1\n")
     with serve(trained.settings, retrain_data=str(data)) as server:
-        answer = httpx.post(
-            f"{server.url}/alerts/webhook", json=loopkit.alert_payload(fingerprint="cfg1")
-        )
+        answer = server.post("/alerts/webhook", json=loopkit.alert_payload(fingerprint="cfg1"))
         server.app.state.mloop_monitoring.retrain.wait_idle(60)
-        jobs = httpx.get(f"{server.url}/retrain/jobs").json()["jobs"]
+        jobs = server.get("/retrain/jobs").json()["jobs"]
     assert "queued" in answer.json()["alerts"][0]["action"]
     assert jobs[0]["status"] == "failed"
     assert "no config/params.yaml and no mloop.config tag" in jobs[0]["error"]
@@ -141,15 +141,15 @@ def test_drift_alert_retrains_a_candidate_once_and_never_touches_production(tmp_
     result, data = loopkit.train_churn_pipeline(settings, tmp_path)
     with serve(settings, retrain_data=str(data)) as server:
         alert = loopkit.alert_payload(labels={"feature_name": "tenure_months"})
-        first = httpx.post(f"{server.url}/alerts/webhook", json=alert)
+        first = server.post("/alerts/webhook", json=alert)
         # The same alert again, and another drift alert of the same model while it runs.
-        second = httpx.post(f"{server.url}/alerts/webhook", json=alert)
+        second = server.post("/alerts/webhook", json=alert)
         other = loopkit.alert_payload(fingerprint="beef", labels={"feature_name": "age"})
-        third = httpx.post(f"{server.url}/alerts/webhook", json=other)
+        third = server.post("/alerts/webhook", json=other)
         resolved = loopkit.alert_payload(status="resolved")
-        fourth = httpx.post(f"{server.url}/alerts/webhook", json=resolved)
+        fourth = server.post("/alerts/webhook", json=resolved)
         assert server.app.state.mloop_monitoring.retrain.wait_idle(300)
-        jobs = httpx.get(f"{server.url}/retrain/jobs").json()["jobs"]
+        jobs = server.get("/retrain/jobs").json()["jobs"]
     assert first.json()["alerts"][0]["action"] == "retrain job 1 queued for churn/1"
     assert second.json()["alerts"][0]["action"] is None  # already recorded: no action
     assert third.json()["alerts"][0]["action"].startswith("retrain job 1 already")

@@ -11,8 +11,8 @@ import pytest
 from scipy import stats as sps
 
 from mloop.errors import ValidationError
-from mloop.monitoring.drift import detect_drift
 from mloop.monitoring.report_html import render
+from mloop.stats.samples import detect_drift
 
 
 def tables(n_ref: int, n_cur: int, shift: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -157,7 +157,6 @@ def test_html_report_is_self_contained_with_a_chart_per_feature():
 
 def test_identifiers_are_skipped_and_iso_date_strings_are_dates():
     from mloop.data.churn import generate_churn
-    from mloop.monitoring.batch import detect_drift
 
     reference = generate_churn(600, seed=1)
     current = generate_churn(300, seed=2)

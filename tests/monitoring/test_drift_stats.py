@@ -11,9 +11,9 @@ from scipy import stats as sps
 from scipy.spatial import distance
 
 from mloop.errors import ValidationError
-from mloop.monitoring import stats
-from mloop.monitoring.drift import compare
-from mloop.monitoring.profile import ReferenceProfile
+from mloop.stats import measures as stats
+from mloop.stats.binned import compare
+from mloop.stats.profile import ReferenceProfile
 
 RNG = np.random.default_rng(42)
 

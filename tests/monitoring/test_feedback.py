@@ -1,26 +1,18 @@
-"""POST /feedback on a real server: joins, clear refusals, quality gauges, restart survival."""
+"""POST /feedback (app in-process): joins, clear refusals, quality gauges, restart survival."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-import httpx
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-import loopkit  # noqa: E402
-import modelkit  # noqa: E402
-
-from mloop.monitoring.quality import (  # noqa: E402
+from mloop.monitoring.quality import (
     classification_quality,
     degradation,
     regression_quality,
 )
-from mloop.serving.app import create_app  # noqa: E402
-from mloop.serving.server import ServerThread  # noqa: E402
+from mloop.serving.app import create_app
+from tests.support import loopkit, modelkit
+from tests.support.apps import in_process
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +23,7 @@ def trained(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(trained):
-    with ServerThread(create_app("churn@production", trained.settings)) as live:
+    with in_process(create_app("churn@production", trained.settings)) as live:
         yield live
 
 
@@ -41,8 +33,8 @@ def rows(trained, n=20, start=0):
 
 def test_a_label_right_after_its_prediction_is_joined_and_counted(server, trained):
     # The prediction log row may still be queued: the store flushes it instead of a 404.
-    ids = loopkit.predict_ids(server.url, rows(trained, 1))
-    answer = httpx.post(f"{server.url}/feedback", json={"prediction_id": ids[0], "actual": 1})
+    ids = loopkit.predict_ids(server, rows(trained, 1))
+    answer = server.post("/feedback", json={"prediction_id": ids[0], "actual": 1})
     assert answer.status_code == 200, answer.text
     body = answer.json()
     assert body["status"] == "recorded"
@@ -52,22 +44,22 @@ def test_a_label_right_after_its_prediction_is_joined_and_counted(server, traine
 
 
 def test_unknown_and_duplicate_labels_get_clear_answers(server, trained):
-    ids = loopkit.predict_ids(server.url, rows(trained, 2, start=5))
-    unknown = httpx.post(f"{server.url}/feedback", json={"prediction_id": "no-such", "actual": 0})
+    ids = loopkit.predict_ids(server, rows(trained, 2, start=5))
+    unknown = server.post("/feedback", json={"prediction_id": "no-such", "actual": 0})
     assert unknown.status_code == 404
     assert "no-such" in unknown.json()["detail"]
-    first = httpx.post(f"{server.url}/feedback", json={"prediction_id": ids[0], "actual": "1"})
+    first = server.post("/feedback", json={"prediction_id": ids[0], "actual": "1"})
     assert first.status_code == 200
-    again = httpx.post(f"{server.url}/feedback", json={"prediction_id": ids[0], "actual": 0})
+    again = server.post("/feedback", json={"prediction_id": ids[0], "actual": 0})
     assert again.status_code == 409
     assert "already labelled" in again.json()["detail"]
 
 
 def test_bulk_labels_get_a_result_each(server, trained):
-    ids = loopkit.predict_ids(server.url, rows(trained, 4, start=10))
+    ids = loopkit.predict_ids(server, rows(trained, 4, start=10))
     items = [{"prediction_id": i, "actual": 0} for i in ids]
     items += [{"prediction_id": ids[0], "actual": 1}, {"prediction_id": "ghost", "actual": 1}]
-    answer = httpx.post(f"{server.url}/feedback", json={"feedback": items})
+    answer = server.post("/feedback", json={"feedback": items})
     assert answer.status_code == 200, answer.text
     body = answer.json()
     assert (body["recorded"], body["duplicate"], body["unknown"]) == (4, 1, 1)
@@ -90,23 +82,23 @@ def test_bulk_labels_get_a_result_each(server, trained):
     ],
 )
 def test_bad_feedback_is_a_422_naming_the_problem(server, payload, needle):
-    answer = httpx.post(f"{server.url}/feedback", json=payload)
+    answer = server.post("/feedback", json=payload)
     assert answer.status_code == 422, answer.text
     assert needle in answer.json()["detail"]
 
 
 def test_malformed_json_and_nan_are_refused(server):
-    answer = httpx.post(f"{server.url}/feedback", content=b"{nope")
+    answer = server.post("/feedback", content=b"{nope")
     assert answer.status_code == 422 and "malformed JSON" in answer.json()["detail"]
-    answer = httpx.post(f"{server.url}/feedback", content=b'{"prediction_id": "a", "actual": NaN}')
+    answer = server.post("/feedback", content=b'{"prediction_id": "a", "actual": NaN}')
     assert answer.status_code == 422 and "finite" in answer.json()["detail"]
 
 
 def test_too_many_labels_in_one_request(trained):
     settings = trained.settings.model_copy(update={"max_batch_rows": 2})
-    with ServerThread(create_app("churn@production", settings)) as live:
+    with in_process(create_app("churn@production", settings)) as live:
         items = [{"prediction_id": f"p{i}", "actual": 1} for i in range(3)]
-        answer = httpx.post(f"{live.url}/feedback", json={"feedback": items})
+        answer = live.post("/feedback", json={"feedback": items})
     assert answer.status_code == 422
     assert "over the limit of 2" in answer.json()["detail"]
 
@@ -116,19 +108,19 @@ def test_quality_gauges_and_labels_survive_a_restart(tmp_path):
     trained = loopkit.train_with_profile(settings)
     data = rows(trained, 40)
     truth = trained.frame.iloc[:40]
-    with ServerThread(create_app("churn@production", settings)) as first:
-        ids = loopkit.predict_ids(first.url, data)
+    with in_process(create_app("churn@production", settings)) as first:
+        ids = loopkit.predict_ids(first, data)
         labels = [
             {"prediction_id": i, "actual": int(y)}
             for i, y in zip(ids, truth.index % 2, strict=True)
         ]
-        answer = httpx.post(f"{first.url}/feedback", json={"feedback": labels})
+        answer = first.post("/feedback", json={"feedback": labels})
         assert answer.json()["recorded"] == 40
-        before = httpx.get(f"{first.url}/monitor/quality").json()
-    with ServerThread(create_app("churn@production", settings)) as second:
-        after = httpx.get(f"{second.url}/monitor/quality").json()
-        again = httpx.post(f"{second.url}/feedback", json={"prediction_id": ids[0], "actual": 0})
-        text = httpx.get(f"{second.url}/metrics").text
+        before = first.get("/monitor/quality").json()
+    with in_process(create_app("churn@production", settings)) as second:
+        after = second.get("/monitor/quality").json()
+        again = second.post("/feedback", json={"prediction_id": ids[0], "actual": 0})
+        text = second.get("/metrics").text
     assert after["labels"] == before["labels"] == 40
     assert after["metrics"] == pytest.approx(before["metrics"])
     assert again.status_code == 409

@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-import sys
 from datetime import UTC, datetime
-from pathlib import Path
 
-import httpx
 import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-import loopkit  # noqa: E402
-import modelkit  # noqa: E402
-
-from mloop.monitoring.live import LiveDriftMonitor, SlidingWindow, positive_scores  # noqa: E402
-from mloop.monitoring.prediction_log import PredictionBatch  # noqa: E402
-from mloop.monitoring.profile import ReferenceProfile  # noqa: E402
-from mloop.serving.app import create_app  # noqa: E402
-from mloop.serving.server import ServerThread  # noqa: E402
+from mloop.monitoring.live import LiveDriftMonitor, SlidingWindow, positive_scores
+from mloop.monitoring.prediction_log import PredictionBatch
+from mloop.serving.app import create_app
+from mloop.stats.profile import ReferenceProfile
+from tests.support import loopkit, modelkit
+from tests.support.apps import in_process
 
 
 @pytest.fixture(scope="module")
@@ -75,10 +68,10 @@ def test_binary_scores_are_the_positive_class_probability():
 
 
 def test_drifted_traffic_moves_the_gauges_and_counters(trained):
-    with ServerThread(create_app("churn@production", trained.settings)) as server:
+    with in_process(create_app("churn@production", trained.settings)) as server:
         calm = modelkit.json_rows(trained.frame.sample(120, random_state=1))
-        loopkit.predict_ids(server.url, calm)
-        report = httpx.get(f"{server.url}/monitor/drift").json()
+        loopkit.predict_ids(server, calm)
+        report = server.get("/monitor/drift").json()
         assert report["status"] == "ok" and report["rows"] == 120
         assert report["columns"]["tenure"]["drift_detected"] is False
         assert report["window"]["max_rows"] == trained.settings.drift_window_rows
@@ -86,9 +79,9 @@ def test_drifted_traffic_moves_the_gauges_and_counters(trained):
             drifted(trained.frame.sample(400, replace=True, random_state=2))
         )
         for start in range(0, 400, 100):
-            loopkit.predict_ids(server.url, shifted[start : start + 100])
-        report = httpx.get(f"{server.url}/monitor/drift").json()
-        text = httpx.get(f"{server.url}/metrics").text
+            loopkit.predict_ids(server, shifted[start : start + 100])
+        report = server.get("/monitor/drift").json()
+        text = server.get("/metrics").text
     assert report["rows"] == 520
     assert report["columns"]["tenure"]["drift_detected"] is True
     assert report["columns"]["tenure"]["out_of_range"] == 400 - sum(
@@ -109,15 +102,15 @@ def test_drifted_traffic_moves_the_gauges_and_counters(trained):
 
 
 def test_post_monitor_drift_reports_on_the_rows_sent(trained):
-    with ServerThread(create_app("churn@production", trained.settings)) as server:
+    with in_process(create_app("churn@production", trained.settings)) as server:
         same = modelkit.json_rows(trained.frame)
         shifted = modelkit.json_rows(drifted(trained.frame))
-        calm = httpx.post(f"{server.url}/monitor/drift", json={"instances": same})
-        moved = httpx.post(f"{server.url}/monitor/drift", json={"instances": shifted})
+        calm = server.post("/monitor/drift", json={"instances": same})
+        moved = server.post("/monitor/drift", json={"instances": shifted})
         wrong = {**same[0], "tenure": "x"}
-        bad = httpx.post(f"{server.url}/monitor/drift", json={"instances": [same[1], wrong]})
-        empty = httpx.post(f"{server.url}/monitor/drift", json={"instances": []})
-        window = httpx.get(f"{server.url}/monitor/drift").json()
+        bad = server.post("/monitor/drift", json={"instances": [same[1], wrong]})
+        empty = server.post("/monitor/drift", json={"instances": []})
+        window = server.get("/monitor/drift").json()
     assert calm.status_code == 200 and calm.json()["dataset_drift"] is False
     body = moved.json()
     assert body["columns"]["tenure"]["drift_detected"] and body["columns"]["plan"]["unseen"] > 0
@@ -131,11 +124,11 @@ def test_post_monitor_drift_reports_on_the_rows_sent(trained):
 def test_a_model_without_a_profile_says_so(tmp_path):
     settings = modelkit.home_settings(tmp_path)
     trained = modelkit.train_and_register(settings)  # logs no reference profile
-    with ServerThread(create_app("churn@production", settings)) as server:
-        loopkit.predict_ids(server.url, modelkit.json_rows(trained.frame.head(5)))
-        live = httpx.get(f"{server.url}/monitor/drift").json()
-        posted = httpx.post(
-            f"{server.url}/monitor/drift",
+    with in_process(create_app("churn@production", settings)) as server:
+        loopkit.predict_ids(server, modelkit.json_rows(trained.frame.head(5)))
+        live = server.get("/monitor/drift").json()
+        posted = server.post(
+            "/monitor/drift",
             json={"instances": modelkit.json_rows(trained.frame.head(5))},
         )
     assert live["status"] == "no_profile" and "no reference profile" in live["reason"]
@@ -144,9 +137,9 @@ def test_a_model_without_a_profile_says_so(tmp_path):
 
 def test_monitoring_off_keeps_serving(trained):
     settings = trained.settings.model_copy(update={"monitoring": False})
-    with ServerThread(create_app("churn@production", settings)) as server:
-        loopkit.predict_ids(server.url, modelkit.json_rows(trained.frame.head(5)))
-        answer = httpx.get(f"{server.url}/monitor/drift")
-        text = httpx.get(f"{server.url}/metrics").text
+    with in_process(create_app("churn@production", settings)) as server:
+        loopkit.predict_ids(server, modelkit.json_rows(trained.frame.head(5)))
+        answer = server.get("/monitor/drift")
+        text = server.get("/metrics").text
     assert answer.status_code == 404 and "MLOOP_MONITORING" in answer.json()["hint"]
     assert "feature_drift_score" not in text

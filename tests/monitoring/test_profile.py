@@ -10,14 +10,10 @@ import pytest
 
 from mloop.data import generate_churn, write_table
 from mloop.errors import ValidationError
-from mloop.monitoring.counts import FeatureCounts, WindowCounts
-from mloop.monitoring.profile import (
-    PROFILE_ARTIFACT,
-    CategoricalProfile,
-    NumericProfile,
-    ReferenceProfile,
-    load_profile,
-)
+from mloop.registry.profile_store import PROFILE_ARTIFACT, load_profile
+from mloop.stats.columns import CategoricalProfile, NumericProfile
+from mloop.stats.counts import FeatureCounts, WindowCounts
+from mloop.stats.profile import ReferenceProfile
 
 KINDS = {"signup_date": "date"}
 

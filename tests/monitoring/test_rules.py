@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-import loopkit  # noqa: E402
-import modelkit  # noqa: E402
+from tests.support import loopkit, modelkit
 
 DEPLOY = Path(__file__).parents[2] / "deploy"
 

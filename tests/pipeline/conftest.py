@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,7 +9,8 @@ import pytest
 
 from mloop.data import generate_churn, write_table
 from mloop.pipeline.config import TrainConfig, config_from_dict
-from mloop.settings import Settings, reset_settings
+from mloop.settings import Settings
+from tests.support.env import home_env
 
 SMALL = {
     "train": {"params": {"n_estimators": 20}},
@@ -35,21 +35,8 @@ def make_config():
 @pytest.fixture(scope="module")
 def module_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     """Settings rooted in a fresh folder shared by one test module (MLflow sqlite + DB)."""
-    home = tmp_path_factory.mktemp("mloop-home")
-    with pytest.MonkeyPatch.context() as mp:
-        for key in list(os.environ):
-            if key.startswith("MLOOP_") and key != "MLOOP_REQUIRE_SERVICES":
-                mp.delenv(key)
-        mp.setenv("MLOOP_HOME", str(home))
-        reset_settings()
-        settings = Settings()
-        settings.ensure_home()
+    with home_env(tmp_path_factory.mktemp("mloop-home")) as settings:
         yield settings
-        reset_settings()
-    import mlflow
-
-    mlflow.set_tracking_uri(None)
-    mlflow.set_registry_uri(None)
 
 
 @pytest.fixture(scope="module")

@@ -6,16 +6,15 @@ registers its own model from them (`make_model`), which is a real MLflow registr
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
 from mloop.registry.tracking import configure_mlflow, ensure_experiment
-from mloop.settings import Settings, reset_settings
+from mloop.settings import Settings
+from tests.support.env import home_env
 
 
 @dataclass(frozen=True)
@@ -28,22 +27,9 @@ class LoggedRun:
 @pytest.fixture(scope="module")
 def registry_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     """Settings rooted in a fresh MLOOP_HOME shared by one test module."""
-    with pytest.MonkeyPatch.context() as patch:
-        for key in list(os.environ):
-            if key.startswith("MLOOP_") and key != "MLOOP_REQUIRE_SERVICES":
-                patch.delenv(key)
-        home: Path = tmp_path_factory.mktemp("registry") / "mloop-home"
-        patch.setenv("MLOOP_HOME", str(home))
-        patch.setenv("GIT_PYTHON_REFRESH", "quiet")
-        reset_settings()
-        settings = Settings()
+    with home_env(tmp_path_factory.mktemp("registry") / "mloop-home") as settings:
         configure_mlflow(settings)
         yield settings
-        reset_settings()
-        import mlflow
-
-        mlflow.set_tracking_uri(None)
-        mlflow.set_registry_uri(None)
 
 
 @pytest.fixture(scope="module")

@@ -2,16 +2,9 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "serving"))
-sys.path.insert(0, str(Path(__file__).parents[1] / "governance"))
-
-import govkit  # noqa: E402
-import modelkit  # noqa: E402
+from tests.support import govkit, modelkit
 
 
 @pytest.fixture(scope="module")

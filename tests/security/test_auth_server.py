@@ -1,14 +1,14 @@
-"""Auth on a real server: 401 for missing, bad, revoked, expired or tampered credentials, 403
-for the wrong role, open probes, rate limits with Retry-After, and audited API calls."""
+"""Auth on the serving app: 401 for missing, bad, revoked, expired or tampered credentials, 403
+for the wrong role, open probes, rate limits with Retry-After, and audited API calls.
+
+The app runs in-process; the Python client's test runs it on a real server."""
 
 from __future__ import annotations
 
 import hashlib
 import time
 
-import govkit
 import httpx
-import modelkit
 import pytest
 
 from mloop.governance.audit import audit_log
@@ -17,6 +17,8 @@ from mloop.security.secrets import JWT_KEY_FILE, server_secret
 from mloop.security.tokens import issue_token
 from mloop.serving.app import create_app
 from mloop.serving.server import ServerThread
+from tests.support import govkit, modelkit
+from tests.support.apps import in_process
 
 ROW = None
 
@@ -29,21 +31,21 @@ def _row():
 def server(secured):
     home, keys = secured
     settings = govkit.settings_at(home, auth="on", metrics_public=False)
-    with ServerThread(create_app("churn@production", settings)) as running:
-        yield running, settings, keys
+    with in_process(create_app("churn@production", settings)) as http:
+        yield http, settings, keys
 
 
-def _post(server, headers=None):
-    return httpx.post(f"{server.url}/predict", json={"features": _row()}, headers=headers or {})
+def _post(http, headers=None):
+    return http.post("/predict", json={"features": _row()}, headers=headers or {})
 
 
 def test_probes_stay_open_and_metrics_can_be_closed(server):
     running, _settings, keys = server
-    assert httpx.get(f"{running.url}/health").status_code == 200
-    assert httpx.get(f"{running.url}/ready").status_code == 200
-    closed = httpx.get(f"{running.url}/metrics")
+    assert running.get("/health").status_code == 200
+    assert running.get("/ready").status_code == 200
+    closed = running.get("/metrics")
     assert closed.status_code == 401
-    opened = httpx.get(f"{running.url}/metrics", headers={"X-API-Key": keys["eve"]})
+    opened = running.get("/metrics", headers={"X-API-Key": keys["eve"]})
     assert opened.status_code == 200
 
 
@@ -79,7 +81,7 @@ def test_api_key_in_header_or_bearer_and_role_checks(server):
     denied = _post(running, {"X-API-Key": keys["eve"]})
     assert denied.status_code == 403
     assert "needs the role 'predictor'" in denied.json()["detail"]
-    info = httpx.get(f"{running.url}/model/info", headers={"X-API-Key": keys["bob"]})
+    info = running.get("/model/info", headers={"X-API-Key": keys["bob"]})
     assert info.status_code == 200  # every identity may read
 
 
@@ -113,7 +115,7 @@ def test_revoked_key_and_disabled_identity_stop_working(secured):
     IdentityStore(database).add("temp", ["predictor"], actor="test")
     key, info = KeyStore(database).create("temp", actor="test")
     other, _ = KeyStore(database).create("temp", actor="test")
-    with ServerThread(create_app("churn@production", settings)) as running:
+    with in_process(create_app("churn@production", settings)) as running:
         KeyStore(database).revoke(info.key_id, actor="test")
         answer = _post(running, {"X-API-Key": key})
         assert answer.status_code == 401 and "revoked" in answer.json()["detail"]
@@ -128,9 +130,9 @@ def test_api_calls_are_audited_with_identity_and_input_digest(secured):
     log = audit_log(settings)
     before = log.head()[0]
     body = b'{"features": ' + httpx.Request("POST", "/", json=_row()).content + b"}"
-    with ServerThread(create_app("churn@production", settings)) as running:
-        answer = httpx.post(
-            f"{running.url}/predict",
+    with in_process(create_app("churn@production", settings)) as running:
+        answer = running.post(
+            "/predict",
             content=body,
             headers={"X-API-Key": keys["pred"], "content-type": "application/json"},
         )
@@ -150,7 +152,7 @@ def test_api_calls_are_audited_with_identity_and_input_digest(secured):
 def test_local_rate_limit_answers_429_with_retry_after(secured):
     home, keys = secured
     settings = govkit.settings_at(home, auth="on", rate_limit=0.5, rate_limit_burst=2)
-    with ServerThread(create_app("churn@production", settings)) as running:
+    with in_process(create_app("churn@production", settings)) as running:
         codes = [_post(running, {"X-API-Key": keys["pred"]}).status_code for _ in range(3)]
         assert codes == [200, 200, 429]
         limited = _post(running, {"X-API-Key": keys["pred"]})
@@ -166,23 +168,21 @@ def test_redis_rate_limit_is_shared_by_replicas(secured, redis_url):
     settings = govkit.settings_at(
         home, auth="on", rate_limit=0.2, rate_limit_burst=3, rate_limit_url=redis_url
     )
-    first = ServerThread(create_app("churn@production", settings)).start()
-    second = ServerThread(create_app("churn@production", settings)).start()
-    try:
+    with (
+        in_process(create_app("churn@production", settings)) as first,
+        in_process(create_app("churn@production", settings)) as second,
+    ):
         codes = [
-            _post(server, {"X-API-Key": keys["pred"]}).status_code
-            for server in (first, second, first, second)
+            _post(replica, {"X-API-Key": keys["pred"]}).status_code
+            for replica in (first, second, first, second)
         ]
-        assert codes == [200, 200, 200, 429]
-    finally:
-        first.stop()
-        second.stop()
+    assert codes == [200, 200, 200, 429]
 
 
 def test_rate_limit_without_auth_is_per_client(secured):
     home, _ = secured
     settings = govkit.settings_at(home, auth="off", rate_limit=0.5, rate_limit_burst=1)
-    with ServerThread(create_app("churn@production", settings)) as running:
+    with in_process(create_app("churn@production", settings)) as running:
         assert [_post(running).status_code for _ in range(2)] == [200, 429]
 
 
@@ -200,17 +200,19 @@ def test_python_client_sends_credentials_and_maps_auth_errors(server, monkeypatc
     from mloop.client import Client
     from mloop.errors import AuthenticationError, PermissionDeniedError
 
-    running, settings, keys = server
+    _, settings, keys = server
     monkeypatch.delenv("MLOOP_API_KEY", raising=False)
     monkeypatch.delenv("MLOOP_TOKEN", raising=False)
-    with Client(running.url) as anonymous, pytest.raises(AuthenticationError):
-        anonymous.predict(_row())
-    with Client(running.url, api_key=keys["pred"]) as keyed:
-        assert keyed.predict(_row())["prediction_id"]
     secret = server_secret(settings.jwt_secret, settings.home, JWT_KEY_FILE)
     token = issue_token("pred", secret, 60)
-    with Client(running.url, token=token) as bearer:
-        assert bearer.predict(_row())["prediction_id"]
-    monkeypatch.setenv("MLOOP_API_KEY", keys["eve"])
-    with Client(running.url) as viewer, pytest.raises(PermissionDeniedError):
-        viewer.predict(_row())
+    # mloop.Client speaks to a URL: this test runs auth end to end on a real server.
+    with ServerThread(create_app("churn@production", settings)) as running:
+        with Client(running.url) as anonymous, pytest.raises(AuthenticationError):
+            anonymous.predict(_row())
+        with Client(running.url, api_key=keys["pred"]) as keyed:
+            assert keyed.predict(_row())["prediction_id"]
+        with Client(running.url, token=token) as bearer:
+            assert bearer.predict(_row())["prediction_id"]
+        monkeypatch.setenv("MLOOP_API_KEY", keys["eve"])
+        with Client(running.url) as viewer, pytest.raises(PermissionDeniedError):
+            viewer.predict(_row())

@@ -9,7 +9,7 @@ import pytest
 
 from mloop.errors import AuthenticationError, ConfigError, NotFoundError, ValidationError
 from mloop.governance.policies import load_policies
-from mloop.governance.semver import bump, check_change, content_sha256
+from mloop.registry.semver import bump, check_change, content_sha256
 from mloop.security.identities import Identity, parse_roles
 from mloop.security.secrets import server_secret
 from mloop.security.tokens import issue_token, verify_token

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-import modelkit  # noqa: E402  (the helper next to this file)
-
-from mloop.serving.app import create_app  # noqa: E402
-from mloop.serving.server import ServerThread  # noqa: E402
+from mloop.serving.app import create_app
+from mloop.serving.server import ServerThread
+from tests.support import modelkit
 
 
 @pytest.fixture(scope="session")

@@ -7,12 +7,12 @@ import asyncio
 import time
 import uuid
 
-import modelkit
 import pytest
-from test_batching import gated, make_batcher
 
 from mloop.registry.resolve import load_model
 from mloop.serving.batcher import ModelCallError, new_ids
+from tests.serving.test_batching import gated, make_batcher
+from tests.support import modelkit
 
 
 @pytest.fixture(scope="module")

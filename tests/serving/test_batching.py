@@ -7,9 +7,7 @@ import dataclasses
 import threading
 
 import httpx
-import modelkit
 import pytest
-from modelkit import sample
 
 from mloop.errors import DeadlineExceededError
 from mloop.model.loader import LoadedModel
@@ -18,6 +16,8 @@ from mloop.serving.app import create_app
 from mloop.serving.batcher import Batcher, ModelCallError
 from mloop.serving.metrics import ServingMetrics
 from mloop.serving.server import ServerThread
+from tests.support import modelkit
+from tests.support.modelkit import sample
 
 
 class Gate:

@@ -16,11 +16,9 @@ from urllib.parse import urlparse
 
 import httpx
 import mlflow
-import modelkit
 import numpy as np
 import pandas as pd
 import pytest
-from modelkit import sample
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
@@ -33,6 +31,10 @@ from mloop.serving.app import create_app
 from mloop.serving.runtime import ModelRuntime
 from mloop.serving.server import ServerThread
 from mloop.settings import Settings
+from tests.support import modelkit
+from tests.support.apps import in_process
+from tests.support.modelkit import sample
+from tests.support.waiting import wait_for
 
 NAME = "churn"
 
@@ -59,6 +61,7 @@ def register(settings: Settings, seed: int, *, model=None) -> str:
                 input_example=frame.head(3) if model is None else None,
                 serialization_format="cloudpickle",
                 registered_model_name=NAME,
+                pip_requirements=modelkit.PIP_REQUIREMENTS,  # no inference subprocess
             )
     return str(info.registered_model_version)
 
@@ -85,17 +88,6 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 def at_v1(home: Settings) -> Settings:
     move_alias(home, "1")
     return home
-
-
-def wait_for(predicate, what: str, timeout: float = 120.0):
-    """A safety net for background work (not an assertion on time)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 # -- the zero-failure test ---------------------------------------------------------------------
@@ -244,7 +236,7 @@ def test_a_version_that_cannot_load_is_not_swapped_in(at_v1):
     break_artifacts(settings, broken)
     row = modelkit.json_rows(modelkit.make_frame(rows=1, seed=5)[0])[0]
     app = create_app(f"{NAME}@production", settings, log_predictions=False)
-    with ServerThread(app) as server, httpx.Client(base_url=server.url) as http:
+    with in_process(app) as http:
         move_alias(settings, broken)
 
         def failed():
@@ -374,7 +366,7 @@ def test_the_refresh_webhook_swaps_at_once_and_checks_mlflow_signatures(at_v1, t
         IdentityStore(database).add(name, [role], actor="test")
         keys[name] = KeyStore(database).create(name, actor="test")[0]
     app = create_app(f"{NAME}@production", settings, log_predictions=False)
-    with ServerThread(app) as server, httpx.Client(base_url=server.url) as http:
+    with in_process(app) as http:
         move_alias(settings, "2")
         assert http.post("/models/refresh").status_code == 401  # no credentials, no signature
         body, headers = delivery(secret, alias_event("2"))
@@ -416,7 +408,7 @@ def test_the_refresh_webhook_swaps_at_once_and_checks_mlflow_signatures(at_v1, t
 def test_a_promotion_through_this_server_is_served_when_it_answers(at_v1):
     settings = at_v1.model_copy(update={"model_poll_seconds": 0})
     app = create_app(f"{NAME}@production", settings, log_predictions=False)
-    with ServerThread(app) as server, httpx.Client(base_url=server.url, timeout=60) as http:
+    with in_process(app, timeout=60) as http:
         moved = http.post(f"/models/{NAME}/versions/2/promote", json={"stage": "Production"})
         assert moved.status_code == 200, moved.text
         assert http.get("/ready").json()["model_version"] == "2"
@@ -484,6 +476,7 @@ def fake(mloop_home):
         resolver=registry.resolve,
         clock=clock,
         use_fallbacks=False,
+        freeze_heap=True,  # as `mloop serve` runs it
     )
     events = []
     runtime.listeners.append(events.append)

@@ -11,8 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import modelkit
 import pytest
+
+from tests.support import modelkit
+from tests.support.env import clean_environ
 
 pytestmark = pytest.mark.slow
 
@@ -27,7 +29,7 @@ def _free_port() -> int:
 def mlflow_server(trained, tmp_path_factory) -> Iterator[str]:
     """A real `mlflow models serve` subprocess for models:/churn/1."""
     port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLOOP_")}
+    env = clean_environ()
     bin_dir = Path(sys.executable).parent  # mlflow runs `uvicorn` from PATH
     env.update(
         MLFLOW_TRACKING_URI=trained.settings.tracking_uri,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import warnings
 
 import mlflow
-import modelkit
 import numpy as np
 import pandas as pd
 import pytest
@@ -14,6 +13,7 @@ from sklearn.linear_model import LogisticRegression
 
 from mloop.model.native import JoinedForest, is_fast, proba_function
 from mloop.registry.resolve import load_model
+from tests.support import modelkit
 
 
 def test_served_model_matches_the_pyfunc_path_bit_for_bit(trained):

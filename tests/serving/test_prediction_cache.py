@@ -5,23 +5,23 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-import httpx
-import modelkit
 import pytest
-from modelkit import sample
 
 from mloop.serving.app import create_app
 from mloop.serving.cache import MemoryCache, cache_key
-from mloop.serving.server import ServerThread
+from tests.support import modelkit
+from tests.support.apps import in_process
+from tests.support.modelkit import sample
 
 
 def _serve(settings, ref="churn@production"):
-    return ServerThread(create_app(ref, settings, log_predictions=False))
+    """A client of the app, in-process."""
+    return in_process(create_app(ref, settings, log_predictions=False))
 
 
 def test_identical_rows_are_answered_from_the_cache(trained):
     rows = modelkit.json_rows(trained.frame.head(3))
-    with _serve(trained.settings) as server, httpx.Client(base_url=server.url) as client:
+    with _serve(trained.settings) as client:
         first = client.post("/predict", json={"features": rows[0]}).json()
         again = client.post("/predict", json={"features": rows[0]}).json()
         as_list = client.post("/predict", json={"features": list(rows[0].values())}).json()
@@ -42,7 +42,7 @@ def test_identical_rows_are_answered_from_the_cache(trained):
 def test_cache_off_with_ttl_zero(trained):
     settings = trained.settings.model_copy(update={"cache_ttl_seconds": 0})
     row = modelkit.json_rows(trained.frame.head(1))[0]
-    with _serve(settings) as server, httpx.Client(base_url=server.url) as client:
+    with _serve(settings) as client:
         for _ in range(2):
             assert client.post("/predict", json={"features": row}).status_code == 200
         metrics = client.get("/metrics").text
@@ -80,16 +80,16 @@ def test_redis_cache_is_shared_and_a_new_version_never_sees_old_answers(
     settings = home.model_copy(update={"cache_url": redis_url})
     row = modelkit.json_rows(trained.frame.head(1))[0]
     with _serve(settings) as one, _serve(settings) as two:
-        first = httpx.post(f"{one.url}/predict", json={"features": row}).json()
-        shared = httpx.post(f"{two.url}/predict", json={"features": row}).json()
-        metrics_two = httpx.get(f"{two.url}/metrics").text
+        first = one.post("/predict", json={"features": row}).json()
+        shared = two.post("/predict", json={"features": row}).json()
+        metrics_two = two.get("/metrics").text
     assert shared["probabilities"] == first["probabilities"]
     assert sample(metrics_two, "mloop_prediction_cache_total", result="hit") == 1
     assert sample(metrics_two, "mloop_batches_total", model_version="1") == 0
 
     with _serve(settings, f"churn/{v2.version}") as newer:
-        answer = httpx.post(f"{newer.url}/predict", json={"features": row}).json()
-        metrics = httpx.get(f"{newer.url}/metrics").text
+        answer = newer.post("/predict", json={"features": row}).json()
+        metrics = newer.get("/metrics").text
     assert answer["model_version"] == v2.version
     version = v2.version
     assert sample(metrics, "mloop_prediction_cache_total", model_version=version, result="hit") == 0
@@ -101,7 +101,7 @@ def test_redis_cache_is_shared_and_a_new_version_never_sees_old_answers(
 def test_redis_down_means_no_cache_not_errors(trained):
     settings = trained.settings.model_copy(update={"cache_url": "redis://127.0.0.1:1/0"})
     rows = modelkit.json_rows(trained.frame.head(3))
-    with _serve(settings) as server, httpx.Client(base_url=server.url) as client:
+    with _serve(settings) as client:
         answers = [client.post("/predict", json={"features": r}) for r in rows + rows]
         batch = client.post("/predict/batch", json={"instances": rows})
         metrics = client.get("/metrics").text

@@ -12,14 +12,14 @@ import gc
 from collections.abc import Iterator
 
 import httpx
-import modelkit
 import orjson
 import pytest
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from mloop.serving.app import YOUNG_GC_THRESHOLD, create_app
+from mloop.serving.app import create_app
 from mloop.serving.fastpath import ServingApp
-from mloop.serving.server import ServerThread
+from mloop.serving.server import YOUNG_GC_THRESHOLD, ServerThread, tune_gc
+from tests.support import modelkit
 
 VOLATILE = {"prediction_id", "latency_ms", "total_latency_ms"}
 
@@ -122,5 +122,19 @@ def test_other_methods_and_routes_still_go_through_fastapi(pair):
     assert httpx.get(f"{fast.url}/openapi.json").json()["paths"]["/predict"]["post"]
 
 
-def test_a_serving_process_collects_young_objects_less_often(pair):
-    assert gc.get_threshold()[0] >= YOUNG_GC_THRESHOLD  # set when the app starts
+@pytest.fixture
+def gc_threshold() -> Iterator[None]:
+    """The interpreter's GC thresholds, put back after the test."""
+    saved = gc.get_threshold()
+    yield
+    gc.set_threshold(*saved)
+
+
+@pytest.mark.parametrize(
+    "configured, expected", [(700, YOUNG_GC_THRESHOLD), (50_000, 50_000), (0, 0)]
+)
+def test_a_serving_process_collects_young_objects_less_often(gc_threshold, configured, expected):
+    """Raised from Python's default, never lowered, and a disabled GC stays disabled."""
+    gc.set_threshold(configured, 10, 10)
+    tune_gc()
+    assert gc.get_threshold() == (expected, 10, 10)

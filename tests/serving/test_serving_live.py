@@ -5,15 +5,15 @@ from __future__ import annotations
 import hashlib
 
 import httpx
-import modelkit
 import orjson
 import pytest
-from modelkit import sample
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
 from mloop.client import Client
 from mloop.store import PredictionRecord, open_database
+from tests.support import modelkit
+from tests.support.modelkit import sample
 
 
 @pytest.fixture(scope="module")

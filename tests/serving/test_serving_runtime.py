@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
-import httpx
 import mlflow
 import pytest
 
@@ -15,11 +12,13 @@ from mloop.registry.tracking import configure_mlflow
 from mloop.serving.app import create_app, create_app_from_env
 from mloop.serving.runtime import ModelRuntime
 from mloop.serving.server import ServerThread
+from tests.support.apps import in_process
+from tests.support.waiting import wait_for
 
 
 def test_a_server_whose_model_cannot_load_starts_and_says_why(trained):
     app = create_app("ghost@production", trained.settings, log_predictions=False)
-    with ServerThread(app) as server, httpx.Client(base_url=server.url) as http:
+    with in_process(app) as http:
         assert http.get("/health").json() == {"status": "healthy", "model_loaded": False}
 
         ready = http.get("/ready")
@@ -63,10 +62,7 @@ def test_loading_is_retried_until_the_model_appears(trained):
         source = mlflow.MlflowClient().get_model_version("churn", "1").source
         version = mlflow.register_model(source, "later")
         mlflow.MlflowClient().set_registered_model_alias("later", "production", version.version)
-        deadline = time.monotonic() + 120  # a safety net, not an assertion on time
-        while not runtime.ready and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert runtime.ready
+        wait_for(lambda: runtime.ready, "the model to load on a retry")
         assert runtime.require().name == "later"
         assert runtime.attempts >= 2
     finally:

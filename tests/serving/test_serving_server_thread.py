@@ -12,6 +12,7 @@ from starlette.routing import Route
 
 from mloop.errors import ServiceUnavailableError
 from mloop.serving.server import ServerThread
+from tests.support import modelkit
 
 
 def tiny_app(events: list[str]) -> Starlette:
@@ -52,7 +53,6 @@ def test_the_port_of_a_server_not_started_is_an_error():
 
 
 def test_stopping_an_mloop_app_drains_the_prediction_log(trained):
-    import modelkit
     from sqlalchemy import func, select
 
     from mloop.serving.app import create_app

@@ -5,12 +5,12 @@ from __future__ import annotations
 import socket
 
 import httpx
-import modelkit
 import orjson
 import pytest
 
 from mloop.serving.app import create_app
 from mloop.serving.server import ServerThread
+from tests.support import modelkit
 
 
 def _lines(rows, ids) -> bytes:

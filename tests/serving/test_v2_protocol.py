@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import httpx
-import modelkit
 import numpy as np
 import pytest
 import tritonclient.http as triton
 from tritonclient.utils import InferenceServerException
+
+from tests.support import modelkit
 
 
 @pytest.fixture(scope="module")

@@ -38,14 +38,15 @@ def demo(
     from mloop.data.churn import generate_churn
     from mloop.data.io import write_table
     from mloop.demo import send_demo_traffic
+    from mloop.governance.governed import governed_registry
     from mloop.pipeline.train import train
-    from mloop.registry.service import Registry
     from mloop.registry.stages import Stage
     from mloop.serving.app import create_app
     from mloop.serving.server import ServerThread
 
     settings = get_settings()
     settings.ensure_home()
+    registry = governed_registry(settings)
     host = host or settings.host
     port = _free_port(host, settings.port if port is None else port)
 
@@ -63,7 +64,11 @@ def demo(
 
         step("train")
         result = train(
-            data_path, name=name, settings=settings, on_step=lambda s: step(f"train: {s}")
+            data_path,
+            name=name,
+            settings=settings,
+            on_step=lambda s: step(f"train: {s}"),
+            registry=registry,
         )
         if not result.registered:
             from mloop.errors import CriteriaNotMetError
@@ -72,7 +77,7 @@ def demo(
         progress.advance(task)
 
         step("promote to Production")
-        Registry(settings).promote(name, result.version, Stage.PRODUCTION, reason="mloop demo")
+        registry.promote(name, result.version, Stage.PRODUCTION, reason="mloop demo")
         progress.advance(task)
 
         step("start server")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import typer
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -57,8 +56,8 @@ def drift(
     Example: mloop drift data/train.parquet data/today.parquet --out drift.html --json drift.json
     """
     from mloop.errors import UserError
-    from mloop.monitoring.drift import normalize_method
     from mloop.monitoring.report_html import render
+    from mloop.stats.verdict import normalize_method
 
     method = normalize_method(method)
     if len(files) > 2 or (len(files) == 1 and model is None):
@@ -105,7 +104,7 @@ def _progress() -> Progress:
 
 
 def _two_tables(progress, files, selected, kinds, method, threshold, drift_share):
-    from mloop.monitoring.batch import detect_drift
+    from mloop.stats.samples import detect_drift
 
     task = progress.add_task("reading", total=None)
     reference = read_columns(files[0], selected)
@@ -127,8 +126,9 @@ def _two_tables(progress, files, selected, kinds, method, threshold, drift_share
 
 def _against_profile(model, path, selected, method, threshold, drift_share):
     from mloop.errors import NotFoundError, ValidationError
-    from mloop.monitoring.drift import compare
-    from mloop.monitoring.profile import ReferenceProfile, load_profile
+    from mloop.registry.profile_store import load_profile
+    from mloop.stats.binned import compare
+    from mloop.stats.profile import ReferenceProfile
 
     run_id = _version(model).run_id
     profile = load_profile(run_id) if run_id else None
@@ -166,10 +166,7 @@ def model_inputs(model: str) -> tuple[list[str], dict[str, str]]:
     from mloop.errors import ValidationError
 
     version = _version(model)
-    tags: dict[str, Any] = {}
-    if version.run_id:
-        tags = mlflow.MlflowClient().get_run(version.run_id).data.tags
-    spec = tags.get("mloop.feature_spec")
+    spec = version.lineage.get("mloop.feature_spec")  # the training run's `mloop.*` tags
     if spec:
         try:
             data = json.loads(spec)

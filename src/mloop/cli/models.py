@@ -30,10 +30,10 @@ REASON_OPTION = typer.Option(None, "--reason", help="Why (recorded in the stage 
 
 
 def _registry():
-    from mloop.registry.service import Registry
+    from mloop.governance.governed import governed_registry
     from mloop.settings import get_settings
 
-    return Registry(get_settings())
+    return governed_registry(get_settings())
 
 
 def _echo_json(value: Any) -> None:

@@ -46,12 +46,13 @@ def serve(
 
     Example: mloop serve   (serves the default deployment)
     """
-    import uvicorn
+    import uvicorn  # start-up cost: the server stack loads only when serving
 
+    from mloop.cli.platform import command_platform
     from mloop.registry.resolve import check_reference
-    from mloop.serving.app import MODEL_ENV, create_app, default_deployment
+    from mloop.serving.app import MODEL_ENV, default_deployment
     from mloop.serving.http import HTTP_PROTOCOL
-    from mloop.store import open_database
+    from mloop.serving.server import tune_gc
 
     settings = get_settings()
     if model_ref is not None:
@@ -75,7 +76,8 @@ def serve(
         raise ConfigError(
             f"unknown log level {level!r}", hint="use debug, info, warning, error or critical"
         )
-    database = open_database(settings)  # migrate before any worker starts
+    platform = command_platform(settings)
+    database = platform.database  # migrate before any worker starts
 
     shown = "localhost" if host in ("0.0.0.0", "::") else host
     url = f"http://{shown}:{port}"
@@ -90,9 +92,10 @@ def serve(
 
     console.print(f"  auth       {'on' if auth_enabled(settings) else 'off'} (MLOOP_AUTH)")
     console.print(f"  predictions log to {database.safe_url}", highlight=False)
+    tune_gc()  # a serving process (serving.server); each worker process tunes its own
     if workers == 1:
         uvicorn.run(
-            create_app(model_ref, settings),
+            platform.server_app(model_ref, freeze_heap=True),
             host=host,
             port=port,
             log_level=level,
@@ -116,7 +119,7 @@ def serve(
         os.environ.pop(MODEL_ENV, None)  # workers serve the default deployment
     try:
         uvicorn.run(
-            "mloop.serving.app:create_app_from_env",
+            "mloop.platform:serve_worker_app",
             factory=True,
             host=host,
             port=port,

@@ -30,17 +30,20 @@ def train(
     """
     from mloop.data.io import table_format
     from mloop.errors import CriteriaNotMetError, NotFoundError
-    from mloop.governance.semver import check_change
+    from mloop.governance.governed import governed_registry
     from mloop.pipeline.config import load_config
     from mloop.pipeline.evaluate import describe_failures
     from mloop.pipeline.train import STEPS
     from mloop.pipeline.train import train as run_training
+    from mloop.registry.semver import check_change
+    from mloop.settings import get_settings
 
     change = check_change(change)
     cfg = load_config(config)
     table_format(data)
     if not data.exists():
         raise NotFoundError(f"data file {str(data)!r} does not exist")
+    registry = governed_registry(get_settings())  # the registration is audited
     with step_progress() as progress:
         task = progress.add_task("starting", total=len(STEPS))
         done = {"n": 0}
@@ -49,7 +52,9 @@ def train(
             progress.update(task, description=step, completed=done["n"])
             done["n"] += 1
 
-        result = run_training(data, cfg, name=name, on_step=on_step, change=change)
+        result = run_training(
+            data, cfg, name=name, on_step=on_step, change=change, registry=registry
+        )
         progress.update(task, description="done", completed=len(STEPS))
 
     console.print(_metrics_table(result.metrics))

@@ -30,13 +30,11 @@ def worker(
 
     Example: mloop worker --concurrency 2
     """
-    from mloop.jobs.queue import JobQueue
-    from mloop.jobs.worker import Worker
-    from mloop.settings import get_settings
+    from mloop.cli.platform import command_platform  # start-up cost: only when run
 
-    settings = get_settings()
-    queue = JobQueue.from_settings(settings)
-    runner = Worker(queue, settings, concurrency=concurrency, name="worker")
+    platform = command_platform()
+    settings, queue = platform.settings, platform.jobs
+    runner = platform.worker(concurrency=concurrency, name="worker")
     if settings.jobs_backend == "celery":
         err_console.print(
             "[yellow]note:[/] MLOOP_JOBS_BACKEND=celery: jobs are sent to Celery; this worker "

@@ -27,9 +27,11 @@ from mloop.errors import (
 )
 from mloop.errors import ValidationError as InputError
 from mloop.governance.audit import audit_log
+from mloop.governance.enforce import GovernanceGuard
 from mloop.governance.gates import failed, run_gates
 from mloop.governance.notify import notify
 from mloop.governance.policies import load_policies
+from mloop.registry.service import Registry
 from mloop.registry.stages import Stage, parse_stage
 from mloop.security.identities import Identity, IdentityStore
 from mloop.settings import Settings
@@ -147,11 +149,11 @@ class ApprovalService:
         self._registry = None
 
     @property
-    def registry(self):
+    def registry(self) -> Registry:
+        """The registry this workflow promotes through: governed, with these approvals."""
         if self._registry is None:
-            from mloop.registry.service import Registry
-
-            self._registry = Registry(self.settings)
+            guard = GovernanceGuard(self.settings, lambda: self)
+            self._registry = Registry(self.settings, guard=guard)
         return self._registry
 
     # ------------------------------------------------------------------------------ reads

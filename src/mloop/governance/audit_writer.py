@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -48,6 +49,7 @@ class AuditWriter:
         self.interval = interval
         self.dropped = 0
         self.written = 0
+        self._stamps = Timestamps()  # used by the writer thread only
         self._queue: BackgroundQueue[AuditEvent | tuple] = BackgroundQueue(
             "mloop-audit", self._handle, max_items=max_queue, batch=batch, linger=interval
         )
@@ -73,7 +75,10 @@ class AuditWriter:
             self._handle([])
 
     def _handle(self, items: list[AuditEvent | tuple]) -> None:
-        events = [item if isinstance(item, AuditEvent) else _call_event(item) for item in items]
+        stamps = self._stamps
+        events = [
+            item if isinstance(item, AuditEvent) else _call_event(item, stamps) for item in items
+        ]
         if self.dropped:
             lost, self.dropped = self.dropped, 0
             events.append(AuditEvent("mloop", "audit.dropped", "api", {"events": lost}))
@@ -95,7 +100,7 @@ class AuditWriter:
                         time.sleep(0.2 * (attempt + 1))
 
 
-def _call_event(call: tuple) -> AuditEvent:
+def _call_event(call: tuple, stamps: Timestamps) -> AuditEvent:
     at, actor, method, path, status, duration_ms, client, digest = call
     detail: dict[str, Any] = {
         "method": method,
@@ -106,27 +111,30 @@ def _call_event(call: tuple) -> AuditEvent:
     }
     if digest is not None:
         detail["input_sha256"] = digest
-    return AuditEvent(actor, "api.call", f"{method} {path}", detail, _iso(at))
+    return AuditEvent(actor, "api.call", f"{method} {path}", detail, stamps.iso(at))
 
 
-_second: tuple[int, str] = (0, "")  # the last second formatted, as (epoch second, text up to ".")
+class Timestamps:
+    """Formats epoch seconds as audit.now_iso does, each second once (one per writer thread)."""
 
+    __slots__ = ("_second",)
 
-def _iso(at: float) -> str:
-    """`datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")` (audit.now_iso's
-    format), formatting each second once.
+    def __init__(self) -> None:
+        self._second: tuple[int, str] = (0, "")  # (epoch second, its text up to ".")
 
-    The microseconds are the datetime's own (CPython rounds half to even, which may carry into
-    the next second); `at` minus them rounds to that datetime's whole second.
-    """
-    global _second
-    moment = datetime.fromtimestamp(at, UTC)
-    micro = moment.microsecond
-    second = round(at - micro / 1e6)
-    cached = _second  # one read: other writer threads may replace it
-    if second != cached[0]:
-        cached = _second = (second, moment.strftime("%Y-%m-%dT%H:%M:%S."))
-    return f"{cached[1]}{micro:06d}Z"
+    def iso(self, at: float) -> str:
+        """`datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")`.
+
+        The microseconds are the datetime's own (CPython rounds half to even, which may carry
+        into the next second); `at` minus them rounds to that datetime's whole second.
+        """
+        moment = datetime.fromtimestamp(at, UTC)
+        micro = moment.microsecond
+        second = round(at - micro / 1e6)
+        cached = self._second
+        if second != cached[0]:
+            cached = self._second = (second, moment.strftime("%Y-%m-%dT%H:%M:%S."))
+        return f"{cached[1]}{micro:06d}Z"
 
 
 class AuditMiddleware:
@@ -136,11 +144,20 @@ class AuditMiddleware:
     `answered_predictions=False` skips prediction calls answered with a 2xx (their rows are in
     the prediction log); refused and failed ones are still audited. The response path's share
     is a tuple append: no dict, no timestamp formatting, no hashing object for other calls.
+    `writer` returns the writer rows go to (None: not started, nothing queued); without it the
+    app's `state.mloop_audit` is used.
     """
 
-    def __init__(self, app: ASGIApp, *, answered_predictions: bool = True) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        answered_predictions: bool = True,
+        writer: Callable[[], AuditWriter | None] | None = None,
+    ) -> None:
         self.app = app
         self.answered_predictions = answered_predictions
+        self.writer = writer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
@@ -173,7 +190,7 @@ class AuditMiddleware:
 
         The serving fast path calls this directly instead of wrapping its endpoint.
         """
-        writer = _writer(scope)
+        writer = self.writer() if self.writer is not None else _app_writer(scope)
         if writer is None:
             return
         path = scope.get("path", "")
@@ -211,7 +228,6 @@ def is_prediction(method: str | None, path: str) -> bool:
     return parts[1:2] == ["deployments"] and parts[3:] in (["predict"], ["predict", "batch"])
 
 
-def _writer(scope: Scope) -> AuditWriter | None:
-    app = scope.get("app")
-    state = getattr(app, "state", None)
-    return state._state.get("mloop_audit") if state is not None else None
+def _app_writer(scope: Scope) -> AuditWriter | None:
+    """The writer on the app's `state.mloop_audit` (apps that pass no `writer`)."""
+    return getattr(getattr(scope.get("app"), "state", None), "mloop_audit", None)

@@ -17,7 +17,9 @@ from typing import Any
 
 from mloop.errors import MloopError, ValidationError
 from mloop.governance.gates import CARD_TAG, OWNER_TAG, USE_TAG
-from mloop.governance.semver import CONTENT_TAG, SEMVER_TAG
+from mloop.registry.runs import log_run_artifact
+from mloop.registry.semver import CONTENT_TAG, SEMVER_TAG
+from mloop.registry.service import Registry
 from mloop.settings import Settings
 
 
@@ -65,7 +67,6 @@ def build_card(
     """Gather a version's card; owner and intended use default to those already recorded."""
     from mloop.governance.approvals import ApprovalService
     from mloop.governance.audit import audit_log
-    from mloop.registry.service import Registry
 
     registry = Registry(settings)
     details = registry.get_version(ref)
@@ -287,10 +288,7 @@ def write_card(
     actor: str = "local",
 ) -> tuple[Card, Path, Path]:
     """Write card.md and card.html under `out`, tag the version and log the files to its run."""
-    import mlflow
-
     from mloop.governance.audit import audit_log
-    from mloop.registry.tracking import configure_mlflow
 
     card = build_card(settings, ref, owner=owner, intended_use=intended_use)
     out.mkdir(parents=True, exist_ok=True)
@@ -299,14 +297,15 @@ def write_card(
     markdown.write_text(text, encoding="utf-8")
     page.write_text(to_html(card), encoding="utf-8")
     digest = hashlib.sha256(text.encode()).hexdigest()
-    configure_mlflow(settings)
-    client = mlflow.MlflowClient()
-    for key, value in ((OWNER_TAG, card.owner), (USE_TAG, card.intended_use), (CARD_TAG, digest)):
-        client.set_model_version_tag(card.name, card.version, key, value)
+    Registry(settings).set_tags(
+        card.name,
+        card.version,
+        {OWNER_TAG: card.owner, USE_TAG: card.intended_use, CARD_TAG: digest},
+    )
     run_id = card.facts.get("run")
     if run_id and run_id != "-":
-        client.log_artifact(run_id, str(markdown), "model_card")
-        client.log_artifact(run_id, str(page), "model_card")
+        log_run_artifact(settings, run_id, markdown, "model_card")
+        log_run_artifact(settings, run_id, page, "model_card")
     audit_log(settings).record(
         actor, "model.card", f"{card.name}/{card.version}", card_sha256=digest, owner=card.owner
     )

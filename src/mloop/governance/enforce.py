@@ -1,58 +1,79 @@
-"""What the registry asks before and after a stage change: may it happen, and the audit record.
+"""Governance's guard on the registry: may a promotion happen, and the audit record of changes.
 
-Kept here so `registry/service.py` needs two calls: `check_promotion` (409 when the target
-stage's policy requires an approval and none is given, or its gates fail) and `audit_change`.
+The registry holds no policy; it asks its `PromotionGuard` (`mloop.registry.guard`).
+`GovernanceGuard` answers from the stage policies (409 when the target stage requires an
+approval and none is given, or its gates fail) and appends every registry change (registration,
+promotion, rollback) to the audit trail. The approval requests it checks come from `approvals`
+(the approval service, which builds its own registry with this guard, so it is passed in, not
+imported). `governed.governed_registry(settings)` is the Registry the CLI and the server use.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Protocol
 
 from mloop.errors import ConflictError
+from mloop.governance.audit import audit_log
+from mloop.governance.gates import failed, run_gates
+from mloop.governance.policies import load_policies
+from mloop.registry.guard import RegistryChange
+from mloop.registry.records import VersionDetails
 from mloop.registry.stages import Stage
 from mloop.settings import Settings
 
 
-def check_promotion(
-    settings: Settings,
-    name: str,
-    number: str,
-    stage: Stage,
-    approval: int | str | None,
-    details_of: Any,
-) -> None:
-    """Raise ConflictError unless `stage`'s policy allows this promotion.
+class ApprovalCheck(Protocol):
+    """What the guard asks of the approval workflow (`approvals.ApprovalService`)."""
 
-    `details_of()` returns the version's VersionDetails (only called when gates must run).
+    def check_usable(self, request_id: str | int, name: str, version: str, stage: Stage) -> None:
+        """Raise unless the request approves exactly this promotion."""
+        ...
+
+
+class GovernanceGuard:
+    """The stage policies decide promotions; the audit trail records every registry change.
+
+    `approvals()` returns the approval workflow, asked only when a promotion names a request.
     """
-    from mloop.governance.policies import load_policies
 
-    policies = load_policies(settings)
-    policy = policies.for_stage(stage)
-    if approval is not None:
-        from mloop.governance.approvals import ApprovalService
+    def __init__(self, settings: Settings, approvals: Callable[[], ApprovalCheck]) -> None:
+        self.settings = settings
+        self.approvals = approvals
 
-        ApprovalService(settings).check_usable(approval, name, number, stage)
-        return
-    if policy.requires_approval:
-        raise ConflictError(
-            f"promotion of {name}/{number} to {stage.value} requires an approved request: the "
-            f"policy ({policies.source}) requires approvals from {', '.join(policy.approvers)}",
-            hint=f"mloop approvals submit {name} {number} --stage {stage.value}",
-        )
-    if not policy.gates.empty:
-        from mloop.governance.gates import failed, run_gates
+    def check(
+        self,
+        name: str,
+        version: str,
+        stage: Stage,
+        approval: int | str | None,
+        details: Callable[[], VersionDetails],
+    ) -> None:
+        """Raise ConflictError unless `stage`'s policy allows this promotion.
 
-        bad = failed(run_gates(settings, details_of(), policy.gates))
-        if bad:
+        With `approval`, the request must be approved for exactly this version and stage;
+        without, the policy must not require one and its gates (run on `details()`) must pass.
+        """
+        policies = load_policies(self.settings)
+        policy = policies.for_stage(stage)
+        if approval is not None:
+            self.approvals().check_usable(approval, name, version, stage)
+            return
+        if policy.requires_approval:
             raise ConflictError(
-                f"promotion of {name}/{number} to {stage.value} refused by the policy's gates: "
-                + "; ".join(f"{r.gate}: {r.detail}" for r in bad)
+                f"promotion of {name}/{version} to {stage.value} requires an approved request: "
+                f"the policy ({policies.source}) requires approvals from "
+                f"{', '.join(policy.approvers)}",
+                hint=f"mloop approvals submit {name} {version} --stage {stage.value}",
             )
+        if not policy.gates.empty:
+            bad = failed(run_gates(self.settings, details(), policy.gates))
+            if bad:
+                raise ConflictError(
+                    f"promotion of {name}/{version} to {stage.value} refused by the policy's "
+                    "gates: " + "; ".join(f"{r.gate}: {r.detail}" for r in bad)
+                )
 
-
-def audit_change(settings: Settings, actor: str, action: str, target: str, **detail: Any) -> None:
-    """Append a registry change (registration, promotion, rollback) to the audit trail."""
-    from mloop.governance.audit import audit_log
-
-    audit_log(settings).record(actor, action, target, **detail)
+    def record(self, change: RegistryChange) -> None:
+        """Append the change to the audit trail."""
+        audit_log(self.settings).record(change.actor, change.action, change.target, **change.detail)

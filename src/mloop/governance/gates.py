@@ -4,13 +4,14 @@
 - validation: the model test suite on the rebuilt held-out split (governance/validation.py);
 - model_card: a card was written for the version, with an owner and an intended use;
 - drift: PSI of the evaluation data (the policy's file, else the held-out split) against the
-  training split, under `max_psi` for every feature.
+  training split, under `max_psi` for every feature (`mloop.stats`' PSI, see drift.py).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mloop.errors import MloopError
 from mloop.governance.policies import Gates
@@ -20,6 +21,9 @@ from mloop.settings import Settings
 CARD_TAG = "mloop.card_sha256"
 OWNER_TAG = "mloop.owner"
 USE_TAG = "mloop.intended_use"
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -129,8 +133,6 @@ def card_gate(details: VersionDetails) -> GateResult:
 def _drift(details: VersionDetails, gates: Gates, held: Any) -> GateResult:
     if isinstance(held, MloopError):
         return GateResult("drift", False, held.message)
-    from mloop.governance.drift import psi_by_column
-
     spec = gates.drift
     assert spec is not None
     current, source = held.X_test, "the held-out split"
@@ -139,20 +141,42 @@ def _drift(details: VersionDetails, gates: Gates, held: Any) -> GateResult:
             current, source = _evaluation_frame(details, spec.data), spec.data
         except MloopError as exc:
             return GateResult("drift", False, f"evaluation data {spec.data}: {exc.message}")
+    return drift_gate(held.X_train, current, spec.max_psi, source, date_columns=held.date_columns)
+
+
+def drift_gate(
+    train: pd.DataFrame,
+    current: pd.DataFrame,
+    max_psi: float,
+    source: str,
+    *,
+    date_columns: Sequence[str] = (),
+) -> GateResult:
+    """Passed when every feature's PSI of `current` against `train` is under `max_psi`.
+
+    The PSI is `mloop.governance.drift.psi_drift`'s (the statistics of `mloop drift`).
+    """
+    from mloop.governance.drift import psi_drift  # start-up cost: scipy and pandas take ~1.5 s
+
     # Dates move forward by nature: they are compared through their derived parts, not here.
-    reference = held.X_train.drop(columns=held.date_columns, errors="ignore")
+    reference = train.drop(columns=list(date_columns), errors="ignore")
     reference = reference.select_dtypes(exclude=["datetime", "datetimetz"])
-    scores = psi_by_column(reference, current)
-    if not scores:
+    try:
+        result = psi_drift(reference, current, max_psi)
+    except MloopError as exc:
+        return GateResult("drift", False, f"{source}: {exc.message}")
+    if not result.columns:
         return GateResult("drift", False, f"no feature of the training data is in {source}")
-    worst = max(scores, key=lambda column: scores[column])
-    over = sorted(column for column, value in scores.items() if value > spec.max_psi)
-    detail = (
-        f"max PSI {scores[worst]:.3f} ({worst}) of {source} against the training split, "
-        f"limit {spec.max_psi:g}"
-    )
+    over = sorted(c.column for c in result.columns if c.drift_detected)
+    scored = [c for c in result.columns if c.value is not None]
+    if scored:
+        worst = max(scored, key=lambda c: float(c.value or 0.0))
+        measured = f"max PSI {worst.value:.3f} ({worst.column})"
+    else:
+        measured = "no PSI (no values on one side)"
+    detail = f"{measured} of {source} against the training split, limit {max_psi:g}"
     if over:
-        detail += f"; over the limit: {', '.join(over)}"
+        detail += f"; at or over the limit: {', '.join(over)}"
     return GateResult("drift", not over, detail)
 
 

@@ -21,13 +21,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 import pyarrow as pa
 
 from mloop.errors import ValidationError
 from mloop.jobs.output import BatchOutput
 from mloop.jobs.sources import ChunkReader, column_names, estimate_rows, list_inputs
-from mloop.jobs.validate import check_chunk, missing_columns
 from mloop.model.loader import LoadedModel
+from mloop.model.table import check_chunk, feature_columns
 from mloop.registry.resolve import load_model
 from mloop.settings import Settings
 
@@ -81,9 +82,13 @@ def rejects_columns(id_column: str | None, features: tuple[str, ...]) -> list[st
 
 
 def _label_array(labels: Any) -> pa.Array:
+    """Predictions as a column: numbers stay typed; answers of several values per row (lists,
+    objects: `mloop.model.output`) are written as JSON text."""
     array = np.asarray(labels)
     if array.dtype.kind in "iufb":
         return pa.array(array)
+    if array.dtype == object and any(isinstance(v, dict | list) for v in array):
+        return pa.array([orjson.dumps(v).decode() for v in array], type=pa.string())
     return pa.array(array.astype(str), type=pa.string())
 
 
@@ -221,9 +226,10 @@ def batch_predict(
     headers = {path: column_names(path) for path in files}
     first = headers[files[0]]
     id_name = id_column_for(first, features, id_column)
+    sources: dict[Path, list[str]] = {}  # per file, the column holding each feature
     for path, columns in headers.items():
         try:
-            missing_columns(model.schema, columns)
+            sources[path] = feature_columns(model.schema, columns, [id_name] if id_name else [])
         except ValidationError as exc:
             raise ValidationError(f"{path}: {exc.message}", hint=exc.hint) from exc
         if id_name and id_name not in columns:
@@ -248,7 +254,7 @@ def batch_predict(
     writer = _Writer(out)
     try:
         for key, file_index, first_row, table, malformed in _threaded(
-            _chunks(files, model, chunk_rows, out.is_done, order, [*features, *ids])
+            _chunks(files, model, chunk_rows, out.is_done, order, sources, ids)
         ):
             path_text = str(files[file_index])
             predictions, rejects, good = score_table(model, table, id_name)
@@ -295,11 +301,17 @@ def _chunks(
     chunk_rows: int,
     is_done: Callable[[str], bool],
     order: list[str],
-    columns: list[str],
+    sources: dict[Path, list[str]],
+    ids: list[str],
 ) -> Iterator[tuple[str, int, int, pa.Table, list]]:
-    """(key, file index, first row, table, malformed lines) of every chunk not yet done."""
+    """(key, file index, first row, table, malformed lines) of every chunk not yet done.
+
+    Tables name their feature columns as the model does (`sources`: the file's column per
+    feature, which for a tensor model may be any names)."""
     for file_index, path in enumerate(files):
-        reader = ChunkReader(path, model.schema, chunk_rows, columns=columns)
+        reader = ChunkReader(
+            path, model.schema, chunk_rows, columns=[*sources[path], *ids], sources=sources[path]
+        )
         first_row = 0
         for chunk_index, table in enumerate(reader):
             key = f"{file_index:05d}:{chunk_index:06d}"

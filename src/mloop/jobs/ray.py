@@ -3,7 +3,8 @@
     ray.data.read_parquet / read_csv  ->  map_batches(_Scorer, concurrency=N)  ->  parts
 
 `_Scorer` is an actor class: each actor loads the model once and scores many batches with the
-same validation as the local engine (`validate.check_chunk`), so rejects carry the same reasons.
+same validation as the local engine (`mloop.model.table.check_chunk`), so rejects carry the
+same reasons.
 The driver streams the scored batches back and writes them with the local engine's parts and
 rejects files. Rows are not numbered on Ray (blocks carry no global row index): rejects name
 the file, the id (when there is one) and the reason.
@@ -33,7 +34,7 @@ from mloop.jobs.batch import (
 )
 from mloop.jobs.output import BatchOutput
 from mloop.jobs.sources import column_names, estimate_rows, list_inputs
-from mloop.jobs.validate import missing_columns
+from mloop.model.table import missing_columns
 from mloop.registry.resolve import load_model
 from mloop.settings import Settings
 
@@ -45,7 +46,7 @@ class _Scorer:
     """A Ray actor: loads the model once, then scores pandas batches."""
 
     def __init__(self, model_uri: str, settings: dict[str, Any], id_column: str | None) -> None:
-        self.model = load_model(model_uri, Settings(**settings))
+        self.model = load_model(model_uri, settings_from_payload(settings))
         self.id_column = id_column
 
     def __call__(self, batch: Any) -> Any:
@@ -62,6 +63,21 @@ class _Scorer:
         bad["file"] = batch[PATH].to_numpy()[~good] if PATH in batch else None
         bad = bad.rename(columns={"reason": REASON})
         return pd.concat([out, bad], ignore_index=True)
+
+
+def settings_payload(settings: Settings) -> dict[str, Any]:
+    """`settings` as the keyword arguments an actor rebuilds them from, secrets intact.
+
+    `model_dump(mode="json")` would mask every SecretStr as `**********` (the actor would then
+    reach MLflow or the database with the wrong credentials); the python-mode dump keeps the
+    SecretStr objects, which pickle with their value and still print masked.
+    """
+    return settings.model_dump()
+
+
+def settings_from_payload(payload: dict[str, Any]) -> Settings:
+    """The Settings an actor uses, from `settings_payload` (after Ray's pickling)."""
+    return Settings(**payload)
 
 
 def ray_batch_predict(
@@ -133,7 +149,7 @@ def ray_batch_predict(
         dataset = ray.data.read_parquet(
             parquets, include_paths=True, override_num_blocks=blocks
         ).select_columns([*wanted, PATH])
-    settings_dict = settings.model_dump(mode="json")
+    settings_dict = settings_payload(settings)
     scored = dataset.map_batches(
         _Scorer,
         fn_constructor_kwargs={

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from mloop.errors import ServiceUnavailableError
 from mloop.jobs import predict
@@ -23,7 +23,6 @@ from mloop.jobs.models import ModelCache
 from mloop.jobs.queue import Job, JobQueue
 from mloop.model.loader import LoadedModel
 from mloop.monitoring.prediction_log import PredictionBatch
-from mloop.serving.state import ServingState
 from mloop.settings import Settings
 
 log = logging.getLogger("mloop.jobs")
@@ -40,12 +39,33 @@ def make_backend(queue: JobQueue, settings: Settings, *, worker: Any = None) -> 
     return LocalBackend(queue, worker)
 
 
+class ServedModel(Protocol):
+    """What jobs need of the server they run in (serving's state provides it)."""
+
+    @property
+    def model(self) -> LoadedModel | None:
+        """The model the server answers `/predict` with now, if any."""
+
+
+class ServerSide(Protocol):
+    """The serving state, as jobs see it: the served model and the publisher of answered rows."""
+
+    runtime: ServedModel
+
+    def publish(self, batch: PredictionBatch, frame: Any) -> None:
+        """Hand answered rows to the prediction log and the drift listeners."""
+
+
 class JobService:
     """The server's side of jobs; routes call `submit_predict`, `queue.get`, `queue.cancel`."""
 
-    def __init__(self, settings: Settings, state: ServingState) -> None:
+    def __init__(
+        self, settings: Settings, state: ServerSide, queue: JobQueue | None = None
+    ) -> None:
+        """`queue`: the platform's (mloop.platform); default: opened from `settings` at start."""
         self.settings = settings
         self.state = state
+        self._given_queue = queue
         self.queue: JobQueue | None = None
         self.backend: Any = None
         self.error: str | None = None
@@ -56,7 +76,7 @@ class JobService:
     def start(self) -> None:
         """Open the queue, start the backend (and embedded worker) and the publisher."""
         try:
-            self.queue = JobQueue.from_settings(self.settings)
+            self.queue = self._given_queue or JobQueue.from_settings(self.settings)
             worker = None
             if self.settings.jobs_backend == "local" and self.settings.jobs_embedded_worker:
                 from mloop.jobs.worker import Worker

@@ -103,12 +103,26 @@ class ChunkReader:
     schema: InputSchema
     chunk_rows: int
     columns: list[str] | None = None  # Parquet: read only these (the features and the id)
+    # The file's column per feature, in feature order, when not named as the features (a
+    # tensor model's value columns): tables come out with the features' names.
+    sources: list[str] | None = None
     malformed: list[Rejected] = field(default_factory=list)
 
     def __iter__(self) -> Iterator[pa.Table]:
         if self.path.suffix.lower() in CSV_EXTENSIONS:
-            return self._csv()
-        return _rebatch(self._parquet_batches(), self.chunk_rows, skip=0)
+            tables = self._csv()
+        else:
+            tables = _rebatch(self._parquet_batches(), self.chunk_rows, skip=0)
+        renames = self._renames()
+        if not renames:
+            return tables
+        return (t.rename_columns([renames.get(c, c) for c in t.column_names]) for t in tables)
+
+    def _renames(self) -> dict[str, str]:
+        if self.sources is None:
+            return {}
+        pairs = zip(self.sources, self.schema.names, strict=True)
+        return {source: name for source, name in pairs if source != name}
 
     def _parquet_batches(self) -> Iterator[pa.RecordBatch]:
         try:
@@ -137,10 +151,11 @@ class ChunkReader:
 
     def _csv_batches(self, as_text: bool) -> Iterator[pa.RecordBatch]:
         names = set(column_names(self.path))
+        sources = self.sources or self.schema.names
         types = {
-            f.name: pa.string() if as_text else _ARROW_TYPES[f.type]
-            for f in self.schema.features
-            if f.name in names
+            source: pa.string() if as_text else _ARROW_TYPES[f.type]
+            for source, f in zip(sources, self.schema.features, strict=True)
+            if source in names
         }
         convert = pacsv.ConvertOptions(column_types=types, strings_can_be_null=True)
         parse = pacsv.ParseOptions(invalid_row_handler=self._malformed)

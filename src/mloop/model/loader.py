@@ -18,7 +18,8 @@ import pandas as pd
 
 from mloop.errors import MloopError, NotFoundError, ValidationError
 from mloop.model.native import proba_function
-from mloop.model.schema import InputSchema
+from mloop.model.output import OutputShape, output_rows
+from mloop.model.schema import Feature, InputSchema
 
 
 @dataclass
@@ -39,6 +40,8 @@ class LoadedModel:
     _pyfunc: Any = field(default=None, repr=False)
     _proba: Any = field(default=None, repr=False)  # native.proba_function(_native)
     _runner: Any = field(default=None, repr=False)  # a custom predict (e.g. onnxruntime)
+    # What the last `predict` returned (a DataFrame, a dict...): how /invocations answers.
+    output_shape: OutputShape = field(default_factory=OutputShape)
 
     @cached_property
     def class_names(self) -> list[str]:
@@ -49,24 +52,28 @@ class LoadedModel:
         return [str(c) for c in self.classes] if self.classes is not None else []
 
     def predict(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:
-        """Labels for each row, and class probabilities (rows x classes) when the model has them.
+        """The answer for each row, and class probabilities (rows x classes) when the model
+        has them.
 
+        Answers are one JSON-ready value per row (`mloop.model.output.output_rows`): a label or
+        number, or a list or object for models answering several values per row.
         Blocking: call it from a worker thread, not the event loop.
         """
         if self._runner is not None:
             return self._runner(frame)
+        data = self.schema.model_input(frame)
         if self._native is not None:
             if self.classes is not None:
                 if self._proba is None:
                     self._proba = proba_function(self._native)
-                probabilities = np.asarray(self._proba(frame), dtype=np.float64)
+                probabilities = np.asarray(self._proba(data), dtype=np.float64)
                 labels = self._native.classes_[probabilities.argmax(axis=1)]
                 return labels, probabilities
-            return np.asarray(self._native.predict(frame)), None
-        output = self._pyfunc.predict(frame)
-        if isinstance(output, pd.DataFrame):
-            output = output.iloc[:, 0]
-        return np.asarray(output), None
+            output = self._native.predict(data)
+        else:
+            output = self._pyfunc.predict(data)
+        values, self.output_shape = output_rows(output, len(frame))
+        return values, None
 
 
 def load_model(
@@ -87,13 +94,14 @@ def load_model(
     except OSError as exc:
         raise NotFoundError(f"cannot read model {uri}: {exc}") from exc
     try:
-        schema = InputSchema.from_signature(info.signature)
+        schema = InputSchema.from_signature(info.signature) if info.signature else None
     except ValidationError as exc:
         raise ValidationError(f"{uri}: {exc.message}", hint=exc.hint) from exc
     try:
         runner = None
         if "sklearn" in info.flavors:
             native = mlflow.sklearn.load_model(uri)
+            schema = schema or _fitted_schema(native, uri)
             classes = getattr(native, "classes_", None)
             if not hasattr(native, "predict_proba"):
                 classes = None
@@ -113,6 +121,8 @@ def load_model(
         raise MloopError(
             f"cannot load model {uri}: {type(exc).__name__}: {_first_line(exc)}"
         ) from exc
+    if schema is None:
+        raise _no_signature(uri)
     return LoadedModel(
         name=name,
         version=version,
@@ -126,6 +136,30 @@ def load_model(
         _native=native,
         _pyfunc=pyfunc,
         _runner=runner,
+    )
+
+
+def _fitted_schema(model: Any, uri: str) -> InputSchema:
+    """A scikit-learn model logged without a signature: the columns it was fitted on.
+
+    `feature_names_in_` (fitted on a DataFrame) gives named float columns; `n_features_in_`
+    alone (fitted on an array) a float tensor of that width, which is how MLflow calls it.
+    """
+    names = getattr(model, "feature_names_in_", None)
+    if names is not None:
+        return InputSchema([Feature(str(n), "double") for n in names])
+    width = getattr(model, "n_features_in_", None)
+    if isinstance(width, int | np.integer) and width > 0:
+        return InputSchema(
+            [Feature(str(i), "double") for i in range(int(width))], tensor=(-1, int(width))
+        )
+    raise _no_signature(uri)
+
+
+def _no_signature(uri: str) -> ValidationError:
+    return ValidationError(
+        f"{uri}: the model has no signature, so mloop does not know its input columns",
+        hint="log the model with input_example=X[:5] (or signature=infer_signature(X, y_pred))",
     )
 
 

@@ -1,6 +1,10 @@
 """Validate JSON rows against a model's input signature and turn them into a typed DataFrame.
 
-Rows are dicts by column name or lists in signature order. Validation runs per column over the
+Column signatures name their columns; a tensor signature of shape `(-1, N)` (what
+`infer_signature` gives for a numpy array) becomes N positional features named "0" to "N-1"
+(the column labels pandas gives a frame made from the array), and the model is called with the
+rows as one numpy array (`model_input`), as MLflow does. Rows are dicts by column name or lists
+in signature order. Validation runs per column over the
 whole batch (one `set(map(type, values))` and one numpy conversion per column); per-value Python
 work only happens on the error path, to name the first offending row.
 
@@ -44,6 +48,13 @@ _KINDS: dict[str, tuple[str, Any]] = {
 }
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
+# numpy dtype kind -> itemsize -> MLflow type name, for tensor signatures.
+_TENSOR_TYPES: dict[str, dict[int, str]] = {
+    "f": {8: "double", 4: "float", 2: "float"},
+    "i": {8: "long", 4: "integer", 2: "integer", 1: "integer"},
+    "u": {4: "long", 2: "integer", 1: "integer"},
+    "b": {1: "boolean"},
+}
 _PLAIN_NUMBERS = frozenset({float, int})  # not bool: True is not a number here
 _INT_BOUNDS = {np.int64: (-(2**63), 2**63 - 1), np.int32: (-(2**31), 2**31 - 1)}
 
@@ -63,7 +74,9 @@ class Feature:
 class InputSchema:
     """The columns a model takes, in signature order, and the validator for incoming rows."""
 
-    def __init__(self, features: Sequence[Feature]) -> None:
+    def __init__(
+        self, features: Sequence[Feature], *, tensor: tuple[int, ...] | None = None
+    ) -> None:
         if not features:
             raise ValidationError("the model signature has no input columns")
         for feature in features:
@@ -81,6 +94,8 @@ class InputSchema:
         self._all_float = all(f.type == "double" for f in self.features)
         self._index = pd.Index(self.names)  # built once: frames share the immutable index
         self._required = all(f.required for f in self.features)
+        # The tensor's shape (e.g. (-1, 4)) when the model takes one numpy array, else None.
+        self.tensor = tensor
 
     @classmethod
     def from_signature(cls, signature: Any) -> InputSchema:
@@ -91,16 +106,55 @@ class InputSchema:
                 hint="log the model with signature=infer_signature(X, y_pred)",
             )
         inputs = signature.inputs
-        if getattr(inputs, "is_tensor_spec", lambda: False)() or not inputs.has_input_names():
+        if getattr(inputs, "is_tensor_spec", lambda: False)():
+            return cls._from_tensor(inputs.inputs)
+        if not inputs.has_input_names():
             raise ValidationError(
-                "the model signature has no named input columns (tensor signature)",
-                hint="log the model with a pandas DataFrame as the signature input",
+                "the model signature has unnamed input columns",
+                hint="log the model with a pandas DataFrame or a numpy array as the input example",
             )
         features = []
         for spec in inputs.inputs:
             type_name = getattr(spec.type, "name", str(spec.type))
             features.append(Feature(spec.name, str(type_name), bool(spec.required)))
         return cls(features)
+
+    @classmethod
+    def _from_tensor(cls, specs: Sequence[Any]) -> InputSchema:
+        """One tensor of shape (-1,) or (-1, N): N positional features named "0" to "N-1"."""
+        if len(specs) != 1:
+            raise ValidationError(
+                f"the model takes {len(specs)} input tensors; mloop serves models with one",
+                hint="log the model with a single numpy array or a DataFrame as the input",
+            )
+        spec = specs[0]
+        shape = tuple(spec.shape)
+        if len(shape) == 1:
+            width = 1
+        elif len(shape) == 2 and shape[1] > 0:
+            width = shape[1]
+        else:
+            raise ValidationError(
+                f"the model takes a tensor of shape {shape}; mloop serves tables: shape (-1,) "
+                "or (-1, N) with a fixed N",
+                hint="serve it with `mlflow models serve`, or log it with a 2-D input example",
+            )
+        type_name = _TENSOR_TYPES.get(spec.type.kind, {}).get(spec.type.itemsize)
+        if spec.type.kind in "USO":
+            type_name = "string"
+        if type_name is None:
+            raise ValidationError(
+                f"the model takes a tensor of {spec.type}, which mloop cannot serve "
+                "(supported: floats, integers, booleans, strings)"
+            )
+        return cls([Feature(str(i), type_name) for i in range(width)], tensor=shape)
+
+    def model_input(self, frame: pd.DataFrame) -> Any:
+        """What the model is called with: the frame, or for a tensor signature its array."""
+        if self.tensor is None:
+            return frame
+        array = frame.to_numpy()
+        return array.ravel() if len(self.tensor) == 1 else array
 
     def __len__(self) -> int:
         return len(self.features)

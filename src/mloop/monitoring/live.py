@@ -4,9 +4,10 @@
 puts `(batch, frame)` on a bounded queue. Its thread counts each batch with one vectorised
 `ReferenceProfile.counts` call into a `SlidingWindow` per model version, bumps the
 `missing_features_total` / `outliers_total` counters, and every `interval` seconds compares
-each window with its profile (`drift.compare`) and sets `feature_drift_score{feature_name}`
-and `prediction_drift_score`. Memory is bounded: a window is at most `buckets + 1` sets of
-counts whatever the traffic. A full queue drops batches (counted) rather than slow answers.
+each window with its profile (`mloop.stats.binned.compare`, with the monitor's `method` and
+`threshold`) and sets `feature_drift_score{feature_name}` and `prediction_drift_score`.
+Memory is bounded: a window is at most `buckets + 1` sets of counts whatever the traffic.
+A full queue drops batches (counted) rather than slow answers.
 
 The queue is a `mloop.background.BackgroundQueue`: the listener's share of a request is one
 deque append (no lock, no wake-up). Under load the thread lingers `linger` seconds (1 s by
@@ -31,9 +32,19 @@ import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from mloop.background import BackgroundQueue
-from mloop.monitoring.counts import WindowCounts
+from mloop.errors import ValidationError
 from mloop.monitoring.prediction_log import PredictionBatch
-from mloop.monitoring.profile import ReferenceProfile
+from mloop.stats.binned import compare
+from mloop.stats.counts import WindowCounts
+from mloop.stats.profile import ReferenceProfile
+from mloop.stats.verdict import (
+    AUTO,
+    ON_SAMPLES,
+    P_VALUES,
+    DriftResult,
+    FeatureDrift,
+    normalize_method,
+)
 
 log = logging.getLogger("mloop.monitoring")
 
@@ -139,9 +150,15 @@ class LiveDriftMonitor:
         max_queue: int = 10_000,
         coalesce_rows: int = 5_000,
         linger: float = 1.0,
+        method: str = AUTO,
+        threshold: float | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.profile_source = profile_source
+        self.method = normalize_method(method)  # the statistic that decides, as in compare()
+        if self.method in ON_SAMPLES:
+            raise ValidationError(f"live drift runs on counts: {method} needs raw samples")
+        self.threshold = threshold
         self.window_rows = window_rows
         self.window_seconds = window_seconds
         self.interval = interval
@@ -314,8 +331,6 @@ class LiveDriftMonitor:
 
     def report(self, name: str | None = None, version: str | None = None) -> list[dict[str, Any]]:
         """Compare each tracked window with its profile, set the gauges, return the reports."""
-        from mloop.monitoring.drift import compare
-
         self._last_report = self.clock()
         out = []
         with self._lock:
@@ -340,7 +355,9 @@ class LiveDriftMonitor:
                     reason=f"{counts.rows} of the {self.min_rows} rows needed",
                 )
             else:
-                result = compare(t.window.profile, counts)
+                result = compare(
+                    t.window.profile, counts, method=self.method, threshold=self.threshold
+                )
                 self._export(t.version, result, counts.rows)
                 entry.update(status="ok", rows=counts.rows, **result.to_dict())
             if t.window is not None:
@@ -352,7 +369,7 @@ class LiveDriftMonitor:
             out.append(entry)
         return out
 
-    def _export(self, version: str, result: Any, rows: int) -> None:
+    def _export(self, version: str, result: DriftResult, rows: int) -> None:
         self.window_rows_gauge.labels(model_version=version).set(rows)
         for column in result.columns:
             if column.score is None:  # no values in the window (all missing)
@@ -369,8 +386,6 @@ class LiveDriftMonitor:
             )
 
 
-def _score_threshold(column: Any) -> float:
+def _score_threshold(column: FeatureDrift) -> float:
     """The score at which the column's statistic says drift (1 - p for p-value tests)."""
-    from mloop.monitoring.drift import P_VALUES
-
     return 1.0 - column.threshold if column.statistic in P_VALUES else column.threshold

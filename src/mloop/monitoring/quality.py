@@ -14,13 +14,17 @@ from __future__ import annotations
 import logging
 import math
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
 from prometheus_client import CollectorRegistry, Gauge
 from sqlalchemy import func, select
 
+from mloop.registry.runs import training_run
+from mloop.settings import Settings
 from mloop.store import Database
 from mloop.store.monitoring import FeedbackRecord
 
@@ -131,13 +135,14 @@ class QualityMonitor:
         self,
         registry: CollectorRegistry,
         *,
+        settings: Settings,
         database: Database | None = None,
         window: int = 1000,
-        training_metrics: Any = None,
+        training_metrics: Callable[[str, str], tuple[dict[str, float], str | None]] | None = None,
     ) -> None:
         self.database = database  # bound at server startup, when the database is opened
         self.window = window
-        self._training_metrics = training_metrics or mlflow_training_metrics
+        self._training_metrics = training_metrics or partial(mlflow_training_metrics, settings)
         self._training: dict[tuple[str, str], tuple[dict[str, float], str | None]] = {}
         self._lock = threading.Lock()
         self.quality = Gauge(
@@ -224,17 +229,15 @@ class QualityMonitor:
         return self._training[key]
 
 
-def mlflow_training_metrics(name: str, version: str) -> tuple[dict[str, float], str | None]:
+def mlflow_training_metrics(
+    settings: Settings, name: str, version: str
+) -> tuple[dict[str, float], str | None]:
     """The evaluation metrics and task (`mloop.task` tag) of the run behind a registered version."""
-    import mlflow
-
     if version == "unregistered":
         return {}, None
-    client = mlflow.MlflowClient()
-    run_id = client.get_model_version(name, version).run_id
-    if not run_id:
+    run = training_run(settings, name, version)
+    if run is None:
         return {}, None
-    run = client.get_run(run_id)
-    task = run.data.tags.get("mloop.task")
+    task = run.tags.get("mloop.task")
     task = REGRESSION if task == REGRESSION else (CLASSIFICATION if task else None)
-    return dict(run.data.metrics), task
+    return dict(run.metrics), task

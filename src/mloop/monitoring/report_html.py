@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from html import escape
 
-from mloop.monitoring.drift import P_VALUES, DriftResult, FeatureDrift
+from mloop.stats.verdict import P_VALUES, DriftResult, FeatureDrift
 
 REF_COLOR, CUR_COLOR = "#4477aa", "#ee7733"
 WIDTH, HEIGHT, PAD = 470, 190, 30

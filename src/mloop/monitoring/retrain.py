@@ -12,16 +12,21 @@ jobs, and a model with a job already pending or running gets no second one.
 from __future__ import annotations
 
 import logging
+import tempfile
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import yaml
 from sqlalchemy import select, update
 
 from mloop.background import BackgroundQueue
 from mloop.errors import MloopError, NotFoundError
+from mloop.governance.governed import governed_registry
+from mloop.registry.runs import run_record, version_run_id
+from mloop.registry.tracking import configure_mlflow
 from mloop.settings import Settings
 from mloop.store import Database
 from mloop.store.monitoring import RetrainJob
@@ -179,10 +184,7 @@ class RetrainWorker:
 
     def _retrain(self, job_id: int, name: str, version: str, data: str) -> tuple[str, str]:
         """Train the version's config on `data`; the new version gets the `candidate` alias."""
-        import mlflow
-
-        from mloop.pipeline.train import train
-        from mloop.registry.tracking import configure_mlflow
+        from mloop.pipeline.train import train  # start-up cost: sklearn, only when retraining
 
         if not data:
             raise MloopError(
@@ -191,32 +193,34 @@ class RetrainWorker:
         if not Path(data).is_file():
             raise NotFoundError(f"retraining data {data!r} does not exist")
         configure_mlflow(self.settings)
-        config = training_config(name, version)
-        result = (self._train or train)(Path(data), config, name=name, settings=self.settings)
+        config = training_config(self.settings, name, version)
+        registry = governed_registry(self.settings)  # the registration is audited
+        result = (self._train or train)(
+            Path(data), config, name=name, settings=self.settings, registry=registry
+        )
         if not result.registered:
             failed = ", ".join(c.describe() for c in result.failed_criteria)
             raise MloopError(f"the retrained model did not meet its criteria: {failed}")
-        client = mlflow.MlflowClient()
-        client.set_registered_model_alias(name, CANDIDATE_ALIAS, result.version)
-        client.set_model_version_tag(name, result.version, "mloop.retrained_from", version)
-        client.set_model_version_tag(name, result.version, "mloop.retrain_job", str(job_id))
+        registry.set_alias(name, CANDIDATE_ALIAS, result.version)
+        registry.set_tags(
+            name,
+            result.version,
+            {"mloop.retrained_from": version, "mloop.retrain_job": str(job_id)},
+        )
         log.info("retraining job %s registered %s/%s as candidate", job_id, name, result.version)
         return str(result.version), result.run_id
 
 
-def training_config(name: str, version: str):
+def training_config(settings: Settings, name: str, version: str):
     """The TrainConfig a registered version was trained with (artifact, else run tag)."""
-    import tempfile
-
-    import mlflow
+    import mlflow  # start-up cost: importing mlflow takes seconds
     from mlflow.exceptions import MlflowException
 
     from mloop.pipeline.config import config_from_dict, load_config
 
-    client = mlflow.MlflowClient()
     try:
-        run_id = client.get_model_version(name, version).run_id
-    except MlflowException as exc:
+        run_id = version_run_id(settings, name, version)
+    except NotFoundError as exc:
         raise NotFoundError(f"model {name}/{version} is not registered") from exc
     if not run_id:
         raise NotFoundError(f"model {name}/{version} has no training run to take the config from")
@@ -228,12 +232,11 @@ def training_config(name: str, version: str):
             return load_config(path)
     except (MlflowException, OSError):
         pass
-    text = client.get_run(run_id).data.tags.get("mloop.config")
+    run = run_record(settings, run_id)
+    text = run.tags.get("mloop.config") if run else None
     if not text:
         raise NotFoundError(
             f"run {run_id} of {name}/{version} has no config/params.yaml and no mloop.config tag",
             hint="retraining needs a model trained by `mloop train`",
         )
-    import yaml
-
     return config_from_dict(yaml.safe_load(text) or {}, source=f"run {run_id} mloop.config")

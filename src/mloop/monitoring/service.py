@@ -21,6 +21,7 @@ from mloop.monitoring.live import LiveDriftMonitor
 from mloop.monitoring.notify import Notifier
 from mloop.monitoring.quality import QualityMonitor
 from mloop.monitoring.retrain import RetrainWorker
+from mloop.registry.runs import version_run_id
 
 log = logging.getLogger("mloop.monitoring")
 
@@ -42,7 +43,7 @@ class MonitoringService:
                 interval=settings.drift_interval_seconds,
                 min_rows=settings.drift_min_rows,
             )
-        self.quality = QualityMonitor(registry, window=settings.quality_window)
+        self.quality = QualityMonitor(registry, settings=settings, window=settings.quality_window)
         self.notifier = Notifier(settings, registry)
         self.feedback: FeedbackStore | None = None
         self.retrain: RetrainWorker | None = None
@@ -109,16 +110,13 @@ class MonitoringService:
         return self._profiles[key]
 
     def _load_profile(self, name: str, version: str) -> tuple[Any, list[Any] | None]:
-        from mloop.monitoring.profile import load_profile
+        from mloop.registry.profile_store import load_profile
 
         model = self.state.runtime.model
         if model is not None and (model.name, model.version) == (name, version):
             run_id, classes = model.run_id, model.classes
         else:
-            import mlflow
-
-            run_id = mlflow.MlflowClient().get_model_version(name, version).run_id
-            classes = None
+            run_id, classes = version_run_id(self.state.settings, name, version), None
         if not run_id:
             return None, classes
         return load_profile(run_id), classes

@@ -19,7 +19,6 @@ from sklearn.pipeline import Pipeline
 
 from mloop.data.io import read_table
 from mloop.features.spec import build_preprocessor
-from mloop.monitoring.profile import log_profile, training_profile
 from mloop.pipeline import dataset as ds_mod
 from mloop.pipeline.config import TrainConfig
 from mloop.pipeline.evaluate import (
@@ -32,7 +31,12 @@ from mloop.pipeline.evaluate import (
 )
 from mloop.pipeline.lineage import lineage_tags
 from mloop.pipeline.models import CLASSIFICATION, REGRESSION, make_estimator
+from mloop.registry.profile_store import log_profile
+from mloop.registry.semver import check_change
+from mloop.registry.service import Registry
+from mloop.registry.tracking import ensure_experiment
 from mloop.settings import Settings, get_settings
+from mloop.stats.profile import training_profile
 
 STEPS = ("load", "split", "fit", "evaluate", "cross-validate", "log", "gate", "register")
 EXAMPLE_ROWS = 3
@@ -73,23 +77,22 @@ def train(
     on_step: Callable[[str], None] | None = None,
     change: str = "minor",
     actor: str = "local",
+    registry: Registry | None = None,
 ) -> TrainResult:
     """Train the configured model on a CSV/Parquet file, log it to MLflow, gate and register.
 
     `change` (major, minor, patch) sets the registered version's semantic version bump;
-    `actor` is who the registration is recorded for in the audit trail.
+    `actor` is who the registration is recorded for by `registry`'s guard (the audit trail
+    when it is governance's, see `mloop.governance.enforce.governed_registry`). Without a
+    `registry`, one on `settings` that records nothing.
     """
-    import mlflow
-
-    from mloop.registry.tracking import ensure_experiment
+    import mlflow  # start-up cost: importing mlflow takes seconds
 
     config = config or TrainConfig()
-    settings = settings or get_settings()
+    settings = settings or (registry.settings if registry is not None else get_settings())
     step = on_step or (lambda _name: None)
     model_name = name or config.register.name
     data = Path(data)
-    from mloop.governance.semver import check_change
-
     change = check_change(change)  # a bad change type fails before training, not after
 
     step("load")
@@ -153,9 +156,10 @@ def train(
         version = None
         model_uri = model_info.model_uri
         if passed:
-            version = _register(model_info.model_uri, model_name, run_id)
+            version = (registry or Registry(settings)).register(
+                model_info.model_uri, model_name, run_id=run_id, change=change, actor=actor
+            )
             model_uri = f"models:/{model_name}/{version}"
-            _govern(settings, model_info.model_uri, model_name, version, run_id, change, actor)
             mlflow.set_tag("mloop.registered_version", f"{model_name}/{version}")
 
     return TrainResult(
@@ -268,24 +272,6 @@ def _requirements() -> list[str]:
     pins = list(mlflow.sklearn.get_default_pip_requirements(include_cloudpickle=True))
     pins += [f"{name}=={versions[name]}" for name in ("pandas", "numpy", "mloop")]
     return pins
-
-
-def _register(model_uri: str, name: str, run_id: str) -> str:
-    """Register the logged model under `name`; tag the version with its stage and run."""
-    from mloop.registry.tracking import register_version
-
-    return register_version(model_uri, name, {"mloop.stage": "None", "mloop.run_id": run_id})
-
-
-def _govern(settings, uri: str, name: str, version: str, run_id: str, change: str, actor: str):
-    """Semantic version and content hash tags, and the audit record of the registration."""
-    import mlflow
-
-    from mloop.governance.enforce import audit_change
-    from mloop.governance.semver import tag_version
-
-    tags = tag_version(mlflow.MlflowClient(), name, version, uri, change)
-    audit_change(settings, actor, "model.register", f"{name}/{version}", run_id=run_id, **tags)
 
 
 def result_summary(result: TrainResult) -> dict[str, object]:

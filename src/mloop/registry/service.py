@@ -4,24 +4,21 @@ Stages are shown as None/Staging/Production/Archived but stored as MLflow aliase
 `production`) and the version tag `mloop.stage` (see `stages.py`); every change is recorded in
 the platform database (`history.py`). Writers are serialized by `locking.writer_lock`. MLflow
 exceptions never escape: they become NotFoundError, ValidationError or ServiceUnavailableError.
+
+The registry holds no policy: its `PromotionGuard` (`guard.py`) may refuse a promotion and
+records every change; governance provides the real one (`mloop.governance.enforce`).
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from mloop.errors import (
-    ConflictError,
-    MloopError,
-    NotFoundError,
-    ServiceUnavailableError,
-    ValidationError,
-)
+from mloop.errors import ConflictError, NotFoundError, ValidationError
+from mloop.registry.failures import mlflow_failures
+from mloop.registry.guard import ALLOW_ALL, PromotionGuard, RegistryChange
 from mloop.registry.history import NewTransition, TransitionLog
 from mloop.registry.locking import writer_lock
 from mloop.registry.records import (
@@ -31,8 +28,9 @@ from mloop.registry.records import (
     VersionDetails,
 )
 from mloop.registry.refs import ModelRef, parse_model_ref
-from mloop.registry.stages import STAGE_TAG, Stage, parse_stage, stage_of
-from mloop.registry.tracking import configure_mlflow
+from mloop.registry.semver import check_change, tag_version
+from mloop.registry.stages import STAGE_TAG, Stage, parse_stage, stage_for_alias, stage_of
+from mloop.registry.tracking import configure_mlflow, register_version
 from mloop.settings import Settings
 
 LINEAGE_PREFIX = "mloop."
@@ -41,12 +39,19 @@ _HOLDER = object()  # `_move` default: record the previous holder as the replace
 
 
 class Registry:
-    """Registered models and versions, their stages, and the history of stage changes."""
+    """Registered models and versions, their stages, and the history of stage changes.
 
-    def __init__(self, settings: Settings | None = None) -> None:
-        import mlflow
+    `guard` decides promotions and records changes; the default allows everything and records
+    nothing (no policy, no audit): real use builds it with governance's guard.
+    """
+
+    def __init__(
+        self, settings: Settings | None = None, *, guard: PromotionGuard = ALLOW_ALL
+    ) -> None:
+        import mlflow  # start-up cost: importing mlflow takes seconds
 
         self.settings = configure_mlflow(settings)
+        self.guard = guard
         uri = self.settings.tracking_uri
         with self._mlflow("connecting"):
             self._client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
@@ -128,15 +133,13 @@ class Registry:
         """Move `version` into `stage`; the version that held Staging/Production is Archived.
 
         Raises ConflictError when the version already is in `stage` or is not READY, and when
-        the stage's policy requires an approved request (`approval`) or its gates fail.
+        the guard refuses it (a policy requiring an approved request `approval`, failing gates).
         """
-        from mloop.governance.enforce import audit_change, check_promotion
-
         stage = parse_stage(stage)
         number = _version_number(version)
         self._version(name, number)  # unknown model or version: 404 before any policy check
         ref = f"{name}/{number}"
-        check_promotion(self.settings, name, number, stage, approval, lambda: self.get_version(ref))
+        self.guard.check(name, number, stage, approval, lambda: self.get_version(ref))
         with writer_lock(self.settings.home):
             current = self._version(name, number)
             if str(current.status) != "READY":
@@ -151,16 +154,19 @@ class Registry:
                     hint=f"see `mloop models show {name}/{number}`",
                 )
             moved = self._move(name, number, from_stage, stage, actor, reason)
-        audit_change(
-            self.settings,
-            actor,
-            "model.promote",
-            f"{name}/{number}",
-            stage=stage.value,
-            from_stage=from_stage.value,
-            archived=moved.archived_version,
-            approval=approval,
-            reason=reason,
+        self.guard.record(
+            RegistryChange(
+                actor,
+                "model.promote",
+                f"{name}/{number}",
+                {
+                    "stage": stage.value,
+                    "from_stage": from_stage.value,
+                    "archived": moved.archived_version,
+                    "approval": approval,
+                    "reason": reason,
+                },
+            )
         )
         return moved
 
@@ -228,18 +234,63 @@ class Registry:
                 replaced=earlier.replaced_version if earlier else None,
                 archive_reason=f"rolled back: version {target} restored to {stage.value}",
             )
-        from mloop.governance.enforce import audit_change
-
-        audit_change(
-            self.settings,
-            actor,
-            "model.rollback",
-            f"{name}/{target}",
-            stage=stage.value,
-            archived=holder,
-            reason=reason,
+        self.guard.record(
+            RegistryChange(
+                actor,
+                "model.rollback",
+                f"{name}/{target}",
+                {"stage": stage.value, "archived": holder, "reason": reason},
+            )
         )
         return back
+
+    def register(
+        self,
+        model_uri: str,
+        name: str,
+        *,
+        run_id: str,
+        change: str = "minor",
+        actor: str = "local",
+    ) -> str:
+        """Register a logged model as a new version of `name`; return the version number.
+
+        The version gets `mloop.stage`, `mloop.run_id` and the semver, change type and content
+        hash tags (`semver.py`, bumped by `change`); the guard records `model.register`.
+        """
+        change = check_change(change)
+        with self._mlflow(f"registering {model_uri} as '{name}'"):
+            version = register_version(
+                model_uri, name, {STAGE_TAG: Stage.NONE.value, "mloop.run_id": run_id}
+            )
+            tags = tag_version(self._client, name, version, model_uri, change)
+        self.guard.record(
+            RegistryChange(actor, "model.register", f"{name}/{version}", {"run_id": run_id, **tags})
+        )
+        return version
+
+    def set_alias(self, name: str, alias: str, version: str | int) -> None:
+        """Point a non-stage alias (`candidate`) at a version; stages move through `promote`."""
+        stage = stage_for_alias(alias)
+        if stage is not None:
+            raise ValidationError(
+                f"alias '{alias}' is the {stage.value} stage: it moves through promote",
+                hint=f"mloop models promote {name} {version} --stage {stage.value}",
+            )
+        number = _version_number(version)
+        self._version(name, number)
+        with self._mlflow(f"setting alias '{alias}' of '{name}' to version {number}"):
+            self._client.set_registered_model_alias(name, alias, number)
+
+    def set_tags(self, name: str, version: str | int, tags: dict[str, str]) -> None:
+        """Set tags on a version; `mloop.stage` is the registry's own and changes by promote."""
+        if STAGE_TAG in tags:
+            raise ValidationError(f"the {STAGE_TAG} tag changes through promote, not set_tags")
+        number = _version_number(version)
+        self._version(name, number)
+        with self._mlflow(f"tagging version {number} of '{name}'"):
+            for key, value in tags.items():
+                self._client.set_model_version_tag(name, number, key, value)
 
     @property
     def log(self) -> TransitionLog:
@@ -398,30 +449,9 @@ class Registry:
         except NotFoundError:
             return None
 
-    @contextmanager
-    def _mlflow(self, doing: str) -> Iterator[None]:
+    def _mlflow(self, doing: str) -> AbstractContextManager[None]:
         """Translate MLflow (and transport) exceptions raised while `doing` into MloopErrors."""
-        from mlflow.exceptions import MlflowException
-
-        try:
-            yield
-        except MloopError:
-            raise
-        except MlflowException as exc:
-            if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
-                raise NotFoundError(f"{doing}: {exc.message}") from exc
-            if exc.error_code == "INVALID_PARAMETER_VALUE":
-                raise ValidationError(f"{doing}: {exc.message}") from exc
-            raise ServiceUnavailableError(
-                f"the model registry at {_safe_uri(self.settings.tracking_uri)} failed "
-                f"while {doing}: {exc.message}"
-            ) from exc
-        except Exception as exc:  # connection refused, database locked, unwritable path...
-            raise ServiceUnavailableError(
-                f"the model registry at {_safe_uri(self.settings.tracking_uri)} failed "
-                f"while {doing}: {type(exc).__name__}: {exc}",
-                hint="check MLOOP_TRACKING_URI (see `mloop config`)",
-            ) from exc
+        return mlflow_failures(self.settings.tracking_uri, doing)
 
 
 def _parse_ref(ref: ModelRef | str) -> tuple[str, str | None, str | None]:
@@ -462,8 +492,3 @@ def _str_or_none(value: object) -> str | None:
 
 def _from_millis(value: int | None) -> datetime | None:
     return datetime.fromtimestamp(value / 1000, tz=UTC) if value else None
-
-
-def _safe_uri(uri: str) -> str:
-    """The URI with any `user:password@` credentials hidden."""
-    return re.sub(r"//[^/@]*@", "//***@", uri)

@@ -28,8 +28,12 @@ class BatchRequest(BaseModel):
 
 class PredictResponse(BaseModel):
     prediction: Any
-    probability: float | None = Field(description="Probability of the predicted class.")
-    probabilities: dict[str, float] | None = Field(description="Probability of every class.")
+    probability: float | None = Field(
+        None, description="Probability of the predicted class (classifiers only)."
+    )
+    probabilities: dict[str, float] | None = Field(
+        None, description="Probability of every class (classifiers only)."
+    )
     model_name: str
     model_version: str
     prediction_id: str
@@ -38,7 +42,7 @@ class PredictResponse(BaseModel):
 
 class BatchItem(BaseModel):
     prediction: Any
-    probability: float | None
+    probability: float | None = Field(None, description="Classifiers only.")
     prediction_id: str
 
 

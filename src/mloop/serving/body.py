@@ -19,6 +19,7 @@ from starlette.types import Receive
 
 from mloop.errors import PayloadTooLargeError, ValidationError
 from mloop.model.schema import describe_value
+from mloop.serving.internals import cached_body, remember_body
 
 _CONSTANTS = {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}
 
@@ -33,9 +34,10 @@ async def read_body(request: Request, limit: int) -> bytes:
     declared = raw_header(request, b"content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise _too_large(int(declared), limit)
-    body = getattr(request, "_body", None)
+    body = cached_body(request)
     if body is None:
-        body = request._body = await _receive_all(request.receive, limit)
+        body = await _receive_all(request.receive, limit)
+        remember_body(request, body)
     if len(body) > limit:
         raise _too_large(len(body), limit, at_least=True)
     return body

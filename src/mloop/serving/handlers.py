@@ -2,12 +2,16 @@
 
 MloopError answers with its own http_status; Starlette's 404/405 and FastAPI's request
 validation become the same shape; anything else is a 500 with a short message, logged with
-its traceback and never sent to the client.
+its traceback and never sent to the client. Every 5xx answer carries a `request_id` (the
+client's `x-request-id` when it sent a usable one, otherwise a new one) that the server's log
+line names too, so a client's report finds the traceback.
 """
 
 from __future__ import annotations
 
 import logging
+import re
+import uuid
 from collections.abc import Mapping
 
 import orjson
@@ -63,19 +67,47 @@ def json_response(
     )
 
 
-def error_response(exc: MloopError) -> Response:
-    return json_response(exc.to_dict(), exc.http_status)
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
-def internal_error_response(detail: str = "internal server error") -> Response:
-    return json_response({"error": "InternalError", "detail": detail}, 500)
+def request_id(request: Request | None = None) -> str:
+    """The id a 5xx answer and its log line share: the client's `x-request-id` if usable."""
+    if request is not None:
+        for key, value in request.scope.get("headers", ()):
+            if key == b"x-request-id":
+                text = value.decode("latin-1")
+                if _REQUEST_ID.fullmatch(text):
+                    return text
+                break
+    return uuid.uuid4().hex
 
 
-async def _mloop_error(_request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, MloopError)
+def error_response(exc: MloopError, request: Request | None = None) -> Response:
+    """`exc` as its JSON answer; a 5xx one gets a request id, logged with the error."""
+    body = exc.to_dict()
     if exc.http_status >= 500:
-        log.error("%s: %s", type(exc).__name__, exc.message)
-    return error_response(exc)
+        body["request_id"] = rid = request_id(request)
+        log.error("answered %d (request_id %s): %s", exc.http_status, rid, exc.message)
+    return json_response(body, exc.http_status)
+
+
+def unexpected_error(request: Request, exc: BaseException) -> Response:
+    """Log `exc` with its traceback and a request id, and answer 500 with that id."""
+    rid = request_id(request)
+    log.error(
+        "unhandled error on %s %s (request_id %s)",
+        request.method,
+        request.url.path,
+        rid,
+        exc_info=exc,
+    )
+    body = {"error": "InternalError", "detail": "internal server error", "request_id": rid}
+    return json_response(body, 500)
+
+
+async def _mloop_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, MloopError)
+    return error_response(exc, request)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -100,8 +132,7 @@ async def _validation_error(_request: Request, exc: Exception) -> Response:
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
-    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return internal_error_response()
+    return unexpected_error(request, exc)
 
 
 def install_handlers(app: FastAPI) -> None:

@@ -9,12 +9,15 @@ writes it together with the first body write. Streaming responses (chunked, e.g.
 are written as before.
 
 `HTTP_PROTOCOL` is the class to hand to uvicorn (`http=`), or "auto" when httptools is not
-installed.
+installed or its protocol no longer builds its cycle as this subclass expects (checked by
+serving.internals at start-up).
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from mloop.serving.internals import AVAILABLE
 
 _HEAD = b"HTTP/1.1 "
 _KNOWN_LENGTH = b"\r\ncontent-length: "
@@ -58,11 +61,15 @@ class _HeadWithBody:
         return getattr(self._transport, name)
 
 
-try:
-    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
-except ImportError:  # uvicorn without httptools: its default protocol
-    HTTP_PROTOCOL: Any = "auto"
+def protocol_for(usable: bool) -> Any:
+    """The one-write protocol when uvicorn's internals allow it, else uvicorn's "auto"."""
+    return OneWriteHttpProtocol if usable else "auto"
+
+
+if not AVAILABLE.httptools_cycle:  # no httptools, or another uvicorn (logged at start-up)
+    OneWriteHttpProtocol: Any = None
 else:
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
     class OneWriteHttpProtocol(HttpToolsProtocol):
         """uvicorn's httptools protocol; each request's cycle writes through `_HeadWithBody`."""
@@ -73,4 +80,5 @@ else:
             if cycle is not None and type(cycle.transport) is not _HeadWithBody:
                 cycle.transport = _HeadWithBody(cycle.transport)
 
-    HTTP_PROTOCOL = OneWriteHttpProtocol
+
+HTTP_PROTOCOL: Any = protocol_for(AVAILABLE.httptools_cycle)

@@ -79,6 +79,7 @@ class ModelPool:
                     self.settings,
                     retry_interval=self.retry_interval,
                     use_fallbacks=False,
+                    freeze_heap=self.default.freeze_heap,
                 )
                 found.listeners.append(self._notify)
                 self._runtimes[reference] = found

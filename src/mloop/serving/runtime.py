@@ -133,6 +133,7 @@ class ModelRuntime:
         use_fallbacks: bool = True,
         resolver: Callable[[ModelRef], ResolvedModel] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        freeze_heap: bool = False,
     ) -> None:
         fallbacks = list(settings.fallback_model_uris) if use_fallbacks else []
         candidates = ([reference] if reference else []) + fallbacks
@@ -148,6 +149,9 @@ class ModelRuntime:
         self._loader = loader
         self._resolver = resolver or self._resolve
         self._clock = clock
+        # `gc.freeze()` after each load (`_freeze_heap`): a serving process's choice (mloop
+        # serve), since it changes the whole interpreter; off for apps built in tests.
+        self.freeze_heap = freeze_heap
         self._lock = threading.Lock()
         self._load_lock = threading.Lock()  # one load (first, retry or swap) at a time
         self._stop = threading.Event()
@@ -264,7 +268,8 @@ class ModelRuntime:
                 self.attempts += 1
             log.info("serving %s version %s from %s", model.name, model.version, uri)
             self._notify(ModelEvent(self.reference or uri, LOADED, None, model.version))
-            _freeze_heap()
+            if self.freeze_heap:
+                _freeze_heap()
             return True
         with self._lock:
             self.failures, self.state = failures, UNAVAILABLE
@@ -419,11 +424,15 @@ class ModelRuntime:
         return resolve_ref(ref, self.settings)
 
     def _reclaim(self, old: LoadedModel) -> None:
-        """Let the swapped-out model be freed once drained, then re-freeze the heap."""
+        """Let the swapped-out model be freed once drained, then collect (and re-freeze the heap
+        when this runtime freezes it)."""
         gone = weakref.ref(old)
         del old
         self._reclaimer = threading.Thread(
-            target=_refreeze_after, args=(gone, self._stop), name="mloop-model-reclaim", daemon=True
+            target=_refreeze_after,
+            args=(gone, self._stop, self.freeze_heap),
+            name="mloop-model-reclaim",
+            daemon=True,
         )
         self._reclaimer.start()
 
@@ -458,8 +467,10 @@ def _freeze_heap() -> None:
     gc.freeze()
 
 
-def _refreeze_after(gone: weakref.ref, stop: threading.Event) -> None:
-    """Wait until the old model is released (its requests drained), then re-freeze the heap.
+def _refreeze_after(gone: weakref.ref, stop: threading.Event, freeze: bool = True) -> None:
+    """Wait until the old model is released (its requests drained), then re-freeze the heap
+    (`freeze` False: only collect, so a reference cycle in it goes now, not at some later
+    full collection; the GC's settings are left alone).
 
     A model still held after DRAIN_SECONDS (or one kept alive by a reference cycle, which
     only the unfreeze + collect below can break) is refrozen with the rest; the next swap
@@ -469,7 +480,10 @@ def _refreeze_after(gone: weakref.ref, stop: threading.Event) -> None:
     while gone() is not None and time.monotonic() < deadline:
         if stop.wait(0.05):
             return
-    _freeze_heap()
+    if freeze:
+        _freeze_heap()
+    else:
+        gc.collect()
 
 
 def _now() -> str:

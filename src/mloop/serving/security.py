@@ -1,8 +1,8 @@
 """Everything the security and audit layer adds to a server app, behind three calls.
 
     security = SecurityLayer(settings)
-    security.install(app)        # authenticator, error handler, audit middleware
-    security.start(app) / await security.stop(app)   # in the lifespan
+    security.install(app, state)  # authenticator, error handler, audit middleware
+    security.start(state) / await security.stop(state)   # in the lifespan
 
 The authenticator is installed when auth is on (see `auth_enabled`) or a rate limit is set;
 with neither, requests pass untouched. API calls are audited when MLOOP_AUDIT_API_CALLS is on
@@ -12,14 +12,20 @@ with neither, requests pass untouched. API calls are audited when MLOOP_AUDIT_AP
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import Response
 
 from mloop.errors import SecurityError
+from mloop.governance.audit import audit_log
+from mloop.governance.audit_writer import AuditMiddleware, AuditWriter
 from mloop.security.auth import Authenticator, auth_enabled
 from mloop.settings import Settings
+
+if TYPE_CHECKING:  # serving.state imports this layer's neighbours; typed only
+    from mloop.serving.state import ServingState
 
 log = logging.getLogger("mloop.security")
 
@@ -34,35 +40,41 @@ async def _security_error(_request: Request, exc: Exception) -> Response:
 class SecurityLayer:
     """Authentication, rate limits and API-call auditing for one server app."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, audit_writer: AuditWriter | None = None) -> None:
+        """`audit_writer`: the owner's (mloop.platform), left open at stop; default: one of
+        this layer's own, started and closed with the app."""
         self.settings = settings
         self.enabled = auth_enabled(settings)
+        self.audit_writer = audit_writer
+        self._owns_writer = False
 
-    def install(self, app: FastAPI) -> None:
+    def install(self, app: FastAPI, state: ServingState) -> None:
+        """The error handler, the authenticator (on `state.auth`) and the audit middleware."""
         app.add_exception_handler(SecurityError, _security_error)
         if self.enabled or self.settings.rate_limit > 0:
-            app.state.mloop_auth = Authenticator(self.settings, enabled=self.enabled)
+            # also on app.state: `security.access.requires` finds it there
+            state.auth = app.state.mloop_auth = Authenticator(self.settings, enabled=self.enabled)
         if self.settings.audit_api_calls:
-            from mloop.governance.audit_writer import AuditMiddleware
-
             app.add_middleware(
-                AuditMiddleware, answered_predictions=self.settings.audit_prediction_calls
+                AuditMiddleware,
+                answered_predictions=self.settings.audit_prediction_calls,
+                writer=lambda: state.audit,
             )
 
-    def start(self, app: FastAPI) -> None:
+    def start(self, state: ServingState) -> None:
         if self.settings.audit_api_calls:
-            from mloop.governance.audit import audit_log
-            from mloop.governance.audit_writer import AuditWriter
-
-            app.state.mloop_audit = AuditWriter(audit_log(self.settings))
+            if self.audit_writer is None:
+                self.audit_writer, self._owns_writer = AuditWriter(audit_log(self.settings)), True
+            state.audit = self.audit_writer
         if self.enabled:
             log.info("authentication is on: API routes need an API key or a token")
 
-    async def stop(self, app: FastAPI) -> None:
-        writer = getattr(app.state, "mloop_audit", None)
-        if writer is not None:
-            app.state.mloop_audit = None
+    async def stop(self, state: ServingState) -> None:
+        writer, state.audit = state.audit, None
+        if writer is not None and self._owns_writer:
+            self.audit_writer, self._owns_writer = None, False
             writer.close()
-        auth = getattr(app.state, "mloop_auth", None)
-        if auth is not None:
-            await auth.close()
+        elif writer is not None:
+            writer.flush()  # the owner closes it; this app's calls are written by now
+        if state.auth is not None:
+            await state.auth.close()

@@ -1,4 +1,9 @@
-"""What the routes of one server app share: settings, model runtime, metrics, prediction log."""
+"""What the routes of one server app share: settings, model runtime, metrics, services.
+
+One typed `ServingState` per app, built by `create_app` and held as `app.mloop` (a plain
+attribute of `ServingApp`, read per request without Starlette's `State` lookup) and as
+`app.state.mloop`. Services and writers started in the lifespan are None until then.
+"""
 
 from __future__ import annotations
 
@@ -6,38 +11,58 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 
+from mloop.governance.audit_writer import AuditWriter
 from mloop.model.loader import LoadedModel
 from mloop.monitoring.prediction_log import PredictionBatch, PredictionLogWriter
+from mloop.security.auth import Authenticator
 from mloop.serving.batcher import Batcher
+from mloop.serving.cache import MemoryCache, RedisCache, open_cache
+from mloop.serving.live_counts import LiveCounts
 from mloop.serving.metrics import NO_MODEL, ServingMetrics
 from mloop.serving.pool import ModelPool
 from mloop.serving.runtime import ModelRuntime
 from mloop.settings import Settings
+
+if TYPE_CHECKING:  # built after the state (they hold it): typed, not imported at runtime
+    from mloop.deploy.service import DeploymentService
+    from mloop.governance.approvals import ApprovalService
+    from mloop.jobs.service import JobService
+    from mloop.monitoring.service import MonitoringService
+    from mloop.serving.traffic import Traffic
 
 SWEEP_SECONDS = 0.1  # how soon after a swap (and how often while draining) batchers are swept
 
 
 @dataclass
 class ServingState:
-    """Held on `app.state.mloop`; the prediction log is attached at startup."""
+    """Everything one server app's routes share; built once per app by `create_app`."""
 
     settings: Settings
     runtime: ModelRuntime
     metrics: ServingMetrics
-    prediction_log: PredictionLogWriter | None = None
+    # Every reference served (the default runtime plus deployment variants).
+    pool: ModelPool | None = None
+    # The deployments this server routes by, and their live counts (GET /deployments/{name}).
+    traffic: Traffic | None = None
+    deploy_counts: LiveCounts | None = None
+    # Services the control-plane routes use, built once at startup (or handed by the platform).
+    deployments: DeploymentService | None = None
+    approvals: ApprovalService | None = None
+    jobs: JobService | None = None  # async jobs: embedded worker or Celery dispatch
+    monitoring: MonitoringService | None = None  # live drift, feedback, alerts, retraining
+    # Authentication and rate limits (None: requests pass untouched); API-call audit writer.
+    auth: Authenticator | None = None
+    audit: AuditWriter | None = None
+    prediction_log: PredictionLogWriter | None = None  # attached at startup
     # Called with every answered batch and its validated frame (drift, shadow traffic, ...).
     # Listeners run on the response path, so they only enqueue work for their own threads.
     listeners: list[Callable[[PredictionBatch, Any], None]] = field(default_factory=list)
-    cache: Any = None  # serving.cache.MemoryCache | RedisCache, attached at startup
+    cache: MemoryCache | RedisCache | None = None  # the prediction cache, opened at startup
     batchers: dict[tuple[str, str, str, int], Batcher] = field(default_factory=dict)
-    # Every reference served (the default runtime plus deployment variants), set by create_app.
-    pool: ModelPool | None = None
-    # The deployments this server routes by (serving.traffic.Traffic), set by create_app.
-    traffic: Any = None
     _sweep: asyncio.TimerHandle | None = field(default=None, repr=False)  # batcher sweep timer
 
     def batcher(self, model: LoadedModel) -> Batcher:
@@ -97,8 +122,6 @@ class ServingState:
 
     def start_serving(self) -> None:
         """Open the prediction cache (lifespan startup)."""
-        from mloop.serving.cache import open_cache
-
         settings = self.settings
         self.cache = open_cache(settings.cache_url, settings.cache_ttl_seconds, settings.cache_size)
         if self.pool is not None:  # a hot swap leaves the old model's batcher to close when idle
@@ -140,4 +163,5 @@ class ServingState:
 
 
 def serving_state(request: Request) -> ServingState:
-    return request.scope["app"].state._state["mloop"]  # State.__getattr__ is slower
+    """The state of the app answering `request` (`ServingApp.mloop`)."""
+    return request.scope["app"].mloop

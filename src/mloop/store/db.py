@@ -87,12 +87,16 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
+# A cache keyed by the settings' database URL: one engine (one pool, one migration) per URL
+# per process. mloop.platform.Platform holds the one it uses and releases its connections on
+# close; services not handed a Database yet open it here and share the same object, which
+# the audit chain's in-process lock relies on (two objects would be two chains' writers).
 _opened: dict[str, Database] = {}
 _lock = threading.Lock()
 
 
 def open_database(settings: Settings | None = None) -> Database:
-    """The migrated platform database for these settings, one per URL per process."""
+    """The migrated platform database for these settings, one per URL per process (cached)."""
     settings = settings or get_settings()
     url = settings.database_url
     with _lock:

@@ -27,7 +27,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, Response
 
 from mloop.deploy.service import DeploymentService
-from mloop.errors import ValidationError
+from mloop.errors import ServiceUnavailableError, ValidationError
 from mloop.security.access import Role, requires
 from mloop.security.auth import caller
 from mloop.serving.api_models import (
@@ -40,6 +40,7 @@ from mloop.serving.api_models import (
 )
 from mloop.serving.body import parse_json, read_body
 from mloop.serving.handlers import json_response
+from mloop.serving.routes import DATA_PLANE
 from mloop.serving.routes.predict import answer_batch, answer_one
 from mloop.serving.state import serving_state
 
@@ -60,11 +61,10 @@ class PromoteBody(BaseModel):
 
 
 def _service(request: Request) -> DeploymentService:
-    cached = getattr(request.app.state, "mloop_deployments", None)
-    if cached is None:
-        cached = DeploymentService(serving_state(request).settings)
-        request.app.state.mloop_deployments = cached
-    return cached
+    service = serving_state(request).deployments
+    if service is None:
+        raise ServiceUnavailableError("the server is starting: deployments are not ready yet")
+    return service
 
 
 def _actor(request: Request) -> str:
@@ -85,7 +85,7 @@ async def _changed(request: Request) -> None:
 @router.post(
     "/deployments/{name}/predict",
     response_model=DeploymentPredictResponse,
-    openapi_extra=request_body(DeploymentPredictRequest),
+    openapi_extra={**request_body(DeploymentPredictRequest), **DATA_PLANE},
     dependencies=[requires(Role.PREDICTOR)],
 )
 async def predict(request: Request, name: str) -> Response:
@@ -100,7 +100,7 @@ async def predict(request: Request, name: str) -> Response:
 @router.post(
     "/deployments/{name}/predict/batch",
     response_model=DeploymentBatchResponse,
-    openapi_extra=request_body(DeploymentBatchRequest),
+    openapi_extra={**request_body(DeploymentBatchRequest), **DATA_PLANE},
     dependencies=[requires(Role.PREDICTOR)],
 )
 async def predict_batch(request: Request, name: str) -> Response:

@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from mloop.errors import AuthenticationError
+from mloop.errors import AuthenticationError, ServiceUnavailableError
+from mloop.governance.approvals import ApprovalService
 from mloop.security.access import Role, requires
 from mloop.security.auth import caller
 from mloop.serving.handlers import json_response
@@ -46,10 +47,11 @@ class RejectBody(BaseModel):
     reason: str = Field(..., min_length=1)
 
 
-def _service(request: Request):
-    from mloop.governance.approvals import ApprovalService
-
-    return ApprovalService(serving_state(request).settings)
+def _service(request: Request) -> ApprovalService:
+    service = serving_state(request).approvals
+    if service is None:
+        raise ServiceUnavailableError("the server is starting: approvals are not ready yet")
+    return service
 
 
 def _actor(request: Request) -> str:

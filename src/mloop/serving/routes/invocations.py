@@ -4,10 +4,12 @@ switch servers without a change.
 Accepted JSON bodies (exactly one of): `dataframe_split` (`{"columns", "data", "index"?}`),
 `dataframe_records` (a list of row objects), `instances` or `inputs` (row objects, rows in
 signature order, or an object of columns), plus an optional `params` object. `text/csv` with a
-header row is accepted too. The answer is `{"predictions": [...]}` as MLflow gives it; errors use
-MLflow's shape `{"error_code": "BAD_REQUEST", "message": ...}`. Columns beyond the signature
-are ignored, as MLflow does. Rows go through the same cache, batcher and prediction log as
-`/predict`.
+header row is accepted too. The answer is `{"predictions": ...}` as MLflow gives it
+(`mloop.model.output.mlflow_predictions`: a DataFrame answer as records, a dict as columns);
+errors use MLflow's shape `{"error_code": "BAD_REQUEST", "message": ...}`. Columns beyond the
+signature are ignored, as MLflow does; a model with a tensor signature takes each row's values
+in the order sent, whatever the column names (MLflow calls it with the frame's array). Rows
+go through the same cache, batcher and prediction log as `/predict`.
 """
 
 from __future__ import annotations
@@ -20,11 +22,13 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from mloop.errors import MloopError, ValidationError
+from mloop.model.output import mlflow_predictions
 from mloop.model.schema import InputSchema, describe_value
 from mloop.security.access import Role, requires
 from mloop.serving.body import parse_json, read_body
-from mloop.serving.handlers import json_response
+from mloop.serving.handlers import error_response, json_response
 from mloop.serving.inference import count_refused, infer_counted, request_timeout
+from mloop.serving.routes import DATA_PLANE
 from mloop.serving.routes.predict import WORKER_HEADER, check_batch_rows
 from mloop.serving.state import serving_state
 
@@ -46,6 +50,7 @@ _ERROR_CODES = {
     "/invocations",
     dependencies=[requires(Role.PREDICTOR)],
     openapi_extra={
+        **DATA_PLANE,
         "requestBody": {
             "required": True,
             "content": {
@@ -58,7 +63,7 @@ _ERROR_CODES = {
                 },
                 "text/csv": {"schema": {"type": "string"}},
             },
-        }
+        },
     },
 )
 async def invocations(request: Request) -> Response:
@@ -71,7 +76,7 @@ async def invocations(request: Request) -> Response:
         model = state.runtime.require()
         content_type = request.headers.get("content-type", "application/json").split(";")[0]
         if content_type.strip().lower() == "text/csv":
-            rows = _csv_rows(body)
+            rows = [_known_columns(row, model.schema) for row in _csv_rows(body)]
         else:
             rows = _json_rows(body, model.schema)
         count = max(len(rows), 1)
@@ -86,11 +91,15 @@ async def invocations(request: Request) -> Response:
         answer = await infer_counted(state, model, part, rows, timeout=timeout)
     except MloopError as exc:
         return mlflow_error(exc)
-    return json_response({"predictions": answer.labels}, headers=WORKER_HEADER)
+    predictions = mlflow_predictions(answer.labels, model.output_shape)
+    return json_response({"predictions": predictions}, headers=WORKER_HEADER)
 
 
 def mlflow_error(exc: MloopError) -> Response:
-    """An error in MLflow's scoring-server shape, with mloop's status code."""
+    """An error in MLflow's scoring-server shape, with mloop's status code; a 5xx has the
+    server-wide shape with a request id (serving.handlers), like every route's."""
+    if exc.http_status >= 500:
+        return error_response(exc)
     status = 400 if exc.http_status == 422 else exc.http_status
     body = {"error_code": _ERROR_CODES.get(status, "INTERNAL_ERROR"), "message": exc.message}
     if exc.hint:
@@ -169,7 +178,10 @@ def _tensor_rows(key: str, value: Any) -> list[Any]:
 
 
 def _known_columns(row: Any, schema: InputSchema) -> Any:
-    """Drop columns the model does not take (MLflow ignores them too)."""
+    """Drop columns the model does not take (MLflow ignores them too); a tensor model takes
+    a row object's values in order."""
+    if schema.tensor is not None and isinstance(row, dict) and row.keys() != schema.names_set:
+        return list(row.values())
     if isinstance(row, dict) and not row.keys() <= schema.names_set:
         return {k: v for k, v in row.items() if k in schema.names_set}
     return row

@@ -21,6 +21,7 @@ from mloop.security.access import Role, requires
 from mloop.serving.api_models import ERRORS, BatchRequest, ErrorBody, request_body
 from mloop.serving.body import parse_object, read_body
 from mloop.serving.handlers import error_response, json_response
+from mloop.serving.routes import DATA_PLANE
 from mloop.serving.state import serving_state
 
 router = APIRouter(tags=["jobs"])
@@ -75,7 +76,7 @@ def job_service(request: Request) -> JobService:
     status_code=202,
     response_model=JobAccepted,
     responses=ERRORS,
-    openapi_extra=request_body(BatchRequest),
+    openapi_extra={**request_body(BatchRequest), **DATA_PLANE},
     dependencies=[requires(Role.PREDICTOR)],
 )
 async def predict_async(request: Request) -> Response:

@@ -41,9 +41,9 @@ class RollbackBody(BaseModel):
 
 
 def _registry(request: Request):
-    from mloop.registry.service import Registry
+    from mloop.governance.governed import governed_registry
 
-    return Registry(serving_state(request).settings)
+    return governed_registry(serving_state(request).settings)
 
 
 @router.post("/models/{name}/versions/{version}/promote", dependencies=[requires(Role.ML_LEAD)])

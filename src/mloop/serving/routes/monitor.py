@@ -73,7 +73,7 @@ async def drift_of_rows(request: Request) -> Response:
 
 
 def _rows_report(service: Any, model: Any, rows: list[Any]) -> dict[str, Any]:
-    from mloop.monitoring.drift import compare
+    from mloop.stats.binned import compare
 
     profile, _ = service.profile_for(model.name, model.version)
     if profile is None:

@@ -43,6 +43,7 @@ from mloop.serving.body import parse_fields, read_body
 from mloop.serving.handlers import error_response, json_response
 from mloop.serving.inference import infer, request_timeout
 from mloop.serving.metrics import DEFAULT_VARIANT, ERROR, SUCCESS, TIMEOUT, refusal_status
+from mloop.serving.routes import FAST_DATA_PLANE
 from mloop.serving.runtime import ModelRuntime
 from mloop.serving.state import ServingState, serving_state
 from mloop.serving.traffic import USER_HEADER, Route
@@ -60,7 +61,7 @@ NO_VARIANT = "none"  # the variant label of a deployment request refused before 
     "/predict",
     response_model=PredictResponse,
     responses=ERRORS,
-    openapi_extra=request_body(PredictRequest),
+    openapi_extra={**request_body(PredictRequest), **FAST_DATA_PLANE},
     dependencies=[requires(Role.PREDICTOR)],
 )
 async def predict(request: Request) -> Response:
@@ -72,7 +73,7 @@ async def predict(request: Request) -> Response:
     "/predict/batch",
     response_model=BatchResponse,
     responses=ERRORS,
-    openapi_extra=request_body(BatchRequest),
+    openapi_extra={**request_body(BatchRequest), **FAST_DATA_PLANE},
     dependencies=[requires(Role.PREDICTOR)],
 )
 async def predict_batch(request: Request) -> Response:
@@ -286,22 +287,19 @@ def _mirror(state: ServingState, route: Route, group: _Group) -> None:
 
 
 def _one_body(group: _Group, route: Route | None, latency: float) -> dict[str, Any]:
+    """The `/predict` answer; the probability fields only for models with class probabilities
+    (a regressor's or a custom model's answer is its prediction alone)."""
     model, answer = group.model, group.answer
     confidence = answer.confidence
     probabilities = answer.probabilities
-    body = {
-        "prediction": answer.labels[0],
-        "probability": confidence[0] if confidence is not None else None,
-        "probabilities": (
-            dict(zip(model.class_names, probabilities[0].tolist(), strict=True))
-            if probabilities is not None and model.classes is not None
-            else None
-        ),
-        "model_name": model.name,
-        "model_version": model.version,
-        "prediction_id": answer.ids[0],
-        "latency_ms": round(latency * 1000, 3),
-    }
+    body: dict[str, Any] = {"prediction": answer.labels[0]}
+    if probabilities is not None and model.classes is not None:
+        body["probability"] = confidence[0]
+        body["probabilities"] = dict(zip(model.class_names, probabilities[0].tolist(), strict=True))
+    body["model_name"] = model.name
+    body["model_version"] = model.version
+    body["prediction_id"] = answer.ids[0]
+    body["latency_ms"] = round(latency * 1000, 3)
     if route is not None:
         body["deployment"] = route.name
         body["variant"] = group.variant
@@ -314,11 +312,17 @@ def _batch_body(
     first = groups[0].model
     if route is None:
         answer = groups[0].answer
-        confidences = answer.confidence or [None] * len(answer.ids)
-        predictions = [
-            {"prediction": label, "probability": p, "prediction_id": i}
-            for label, p, i in zip(answer.labels, confidences, answer.ids, strict=True)
-        ]
+        confidences = answer.confidence
+        if confidences is None:  # no class probabilities: the prediction alone
+            predictions = [
+                {"prediction": label, "prediction_id": i}
+                for label, i in zip(answer.labels, answer.ids, strict=True)
+            ]
+        else:
+            predictions = [
+                {"prediction": label, "probability": p, "prediction_id": i}
+                for label, p, i in zip(answer.labels, confidences, answer.ids, strict=True)
+            ]
     else:
         predictions: list[Any] = [None] * count
         for group in groups:

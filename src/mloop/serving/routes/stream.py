@@ -28,6 +28,7 @@ from mloop.model.schema import describe_value
 from mloop.security.access import Role, requires
 from mloop.serving.body import parse_json
 from mloop.serving.inference import count_refused, infer_counted, request_timeout
+from mloop.serving.routes import DATA_PLANE
 from mloop.serving.state import ServingState, serving_state
 
 router = APIRouter(tags=["predict"])
@@ -40,6 +41,7 @@ _END = object()
     dependencies=[requires(Role.PREDICTOR)],
     response_class=Response,
     openapi_extra={
+        **DATA_PLANE,
         "requestBody": {
             "required": True,
             "content": {
@@ -50,7 +52,7 @@ _END = object()
                     }
                 }
             },
-        }
+        },
     },
 )
 async def predict_stream(request: Request) -> Response:

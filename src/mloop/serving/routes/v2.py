@@ -7,6 +7,10 @@ BOOL for booleans, BYTES (UTF-8) for strings and dates. Outputs: `label` `[n]`,
 `probabilities` `[n, classes]` FP64 (classifiers) and `prediction_id` `[n]` BYTES. Inputs may
 be JSON `data` or the binary tensor extension (`Inference-Header-Content-Length`), as
 tritonclient sends by default. Errors are `{"error": "..."}` as the protocol asks.
+
+A model with a tensor signature takes its tensor as one input (any name, `TENSOR_INPUT` in
+the metadata) of shape `[n, N]`, or `[n]` when N is 1. A model answering several values per
+row (a DataFrame, a dict) answers one output per column instead of `label`.
 """
 
 from __future__ import annotations
@@ -24,14 +28,16 @@ from mloop.errors import MloopError, NotFoundError, ValidationError
 from mloop.model.loader import LoadedModel
 from mloop.security.access import Role, requires
 from mloop.serving.body import parse_json, read_body
-from mloop.serving.handlers import json_response
+from mloop.serving.handlers import json_response, log, request_id
 from mloop.serving.inference import count_refused, infer_counted, request_timeout
+from mloop.serving.routes import DATA_PLANE
 from mloop.serving.routes.predict import WORKER_HEADER, check_batch_rows
 from mloop.serving.state import ServingState, serving_state
 
 router = APIRouter(prefix="/v2", tags=["open inference protocol (v2)"])
 
 HEADER_LENGTH = "inference-header-content-length"
+TENSOR_INPUT = "input"  # the input's name in the metadata of a model with a tensor signature
 
 # Signature type -> V2 datatype of its input tensor.
 DATATYPES = {
@@ -88,10 +94,14 @@ async def model_metadata(request: Request, name: str, version: str | None = None
         model = _model(serving_state(request), name, version)
     except MloopError as exc:
         return v2_error(exc)
-    inputs = [
-        {"name": f.name, "datatype": DATATYPES[f.type], "shape": [-1]}
-        for f in model.schema.features
-    ]
+    schema = model.schema
+    if schema.tensor is not None:
+        datatype = DATATYPES[schema.features[0].type]
+        inputs = [{"name": TENSOR_INPUT, "datatype": datatype, "shape": list(schema.tensor)}]
+    else:
+        inputs = [
+            {"name": f.name, "datatype": DATATYPES[f.type], "shape": [-1]} for f in schema.features
+        ]
     outputs = [{"name": "label", "datatype": _label_type(model), "shape": [-1]}]
     if model.classes is not None:
         outputs.append(
@@ -121,8 +131,14 @@ async def model_ready(request: Request, name: str, version: str | None = None) -
     return json_response({"name": name, "ready": True})
 
 
-@router.post("/models/{name}/infer", dependencies=[requires(Role.PREDICTOR)])
-@router.post("/models/{name}/versions/{version}/infer", dependencies=[requires(Role.PREDICTOR)])
+@router.post(
+    "/models/{name}/infer", dependencies=[requires(Role.PREDICTOR)], openapi_extra=DATA_PLANE
+)
+@router.post(
+    "/models/{name}/versions/{version}/infer",
+    dependencies=[requires(Role.PREDICTOR)],
+    openapi_extra=DATA_PLANE,
+)
 async def infer_v2(request: Request, name: str, version: str | None = None) -> Response:
     """Inference on V2 tensors: one input per column, JSON or binary data."""
     state = serving_state(request)
@@ -131,8 +147,9 @@ async def infer_v2(request: Request, name: str, version: str | None = None) -> R
         body = await read_body(request, state.settings.max_body_bytes)
         timeout = request_timeout(request, state)
         model = _model(state, name, version)
-        document, inputs = _parse(body, request.headers.get(HEADER_LENGTH))
-        rows = _rows(model, inputs)
+        document, inputs, shapes = _parse(body, request.headers.get(HEADER_LENGTH))
+        rows = _tensor_rows(model, inputs, shapes) if model.schema.tensor else None
+        rows = rows or _rows(model, inputs, shapes)
         count = max(len(rows), 1)
         check_batch_rows(state, len(rows), "the request")
         wanted = _requested_outputs(document, model)
@@ -147,9 +164,7 @@ async def infer_v2(request: Request, name: str, version: str | None = None) -> R
     n = len(answer.labels)
     outputs = []
     if "label" in wanted:
-        outputs.append(
-            {"name": "label", "datatype": _label_type(model), "shape": [n], "data": answer.labels}
-        )
+        outputs.extend(_label_outputs(model, answer.labels))
     if "probabilities" in wanted and answer.probabilities is not None:
         matrix = answer.probabilities
         outputs.append(
@@ -173,7 +188,11 @@ async def infer_v2(request: Request, name: str, version: str | None = None) -> R
 def v2_error(exc: MloopError) -> Response:
     """`{"error": message}` with mloop's status code (the protocol's error shape)."""
     text = exc.message if not exc.hint else f"{exc.message} (hint: {exc.hint})"
-    return json_response({"error": text}, exc.http_status)
+    body = {"error": text}
+    if exc.http_status >= 500:  # the request id its log line names (serving.handlers)
+        body["request_id"] = rid = request_id()
+        log.error("answered %d (request_id %s): %s", exc.http_status, rid, exc.message)
+    return json_response(body, exc.http_status)
 
 
 def _model(state: ServingState, name: str, version: str | None) -> LoadedModel:
@@ -201,8 +220,38 @@ def _label_type(model: LoadedModel) -> str:
     return "FP64" if model.classes is None else "BYTES"
 
 
-def _parse(body: bytes, header_length: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The request's JSON header and its inputs as name -> flat numpy/list values."""
+def _label_outputs(model: LoadedModel, labels: list[Any]) -> list[dict[str, Any]]:
+    """`label` `[n]`; or, for answers of several named values per row, one output per name
+    (and one `[n, k]` `label` for rows of k values)."""
+    n = len(labels)
+    if labels and isinstance(labels[0], dict):
+        return [_output(name, [row.get(name) for row in labels]) for name in labels[0]]
+    if labels and isinstance(labels[0], list):
+        width = len(labels[0])
+        flat = [v for row in labels for v in row]
+        return [{**_output("label", flat), "shape": [n, width]}]
+    return [{"name": "label", "datatype": _label_type(model), "shape": [n], "data": labels}]
+
+
+def _output(name: str, values: list[Any]) -> dict[str, Any]:
+    """One output tensor of plain values, its datatype read from the values."""
+    present = [v for v in values if v is not None]
+    if present and all(isinstance(v, bool) for v in present):
+        datatype = "BOOL"
+    elif present and all(isinstance(v, int) and not isinstance(v, bool) for v in present):
+        datatype = "INT64"
+    elif all(isinstance(v, int | float) and not isinstance(v, bool) for v in present):
+        datatype = "FP64"
+    else:
+        datatype, values = "BYTES", [v if isinstance(v, str) else str(v) for v in values]
+    return {"name": name, "datatype": datatype, "shape": [len(values)], "data": values}
+
+
+def _parse(
+    body: bytes, header_length: str | None
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, list[int]]]:
+    """The request's JSON header, its inputs as name -> flat numpy/list values, and their
+    shapes."""
     binary = b""
     if header_length is not None:
         if not header_length.isdigit() or int(header_length) > len(body):
@@ -217,6 +266,7 @@ def _parse(body: bytes, header_length: str | None) -> tuple[dict[str, Any], dict
         raise ValidationError("the request must be a JSON object with an 'inputs' list")
     offset = 0
     inputs: dict[str, Any] = {}
+    shapes: dict[str, list[int]] = {}
     for tensor in document["inputs"]:
         if not isinstance(tensor, dict) or not isinstance(tensor.get("name"), str):
             raise ValidationError("every input needs a 'name', 'shape', 'datatype' and data")
@@ -227,9 +277,9 @@ def _parse(body: bytes, header_length: str | None) -> tuple[dict[str, Any], dict
             raise ValidationError(f"input {name!r}: unknown datatype {datatype!r}")
         if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
             raise ValidationError(f"input {name!r}: 'shape' must be a list of sizes")
-        if len(shape) == 0 or len(shape) > 2 or (len(shape) == 2 and shape[1] != 1):
+        if len(shape) == 0 or len(shape) > 2:
             raise ValidationError(
-                f"input {name!r}: shape {shape} is not one column; send shape [n] or [n, 1]"
+                f"input {name!r}: shape {shape} is not a table; send shape [n] or [n, k]"
             )
         size = (tensor.get("parameters") or {}).get("binary_data_size")
         if size is not None:
@@ -243,14 +293,16 @@ def _parse(body: bytes, header_length: str | None) -> tuple[dict[str, Any], dict
             values = _from_json(name, datatype, tensor["data"])
         else:
             raise ValidationError(f"input {name!r} has no 'data'")
-        if len(values) != shape[0]:
+        size = math.prod(shape)
+        if len(values) != size:
             raise ValidationError(
-                f"input {name!r}: shape {shape} says {shape[0]} values, got {len(values)}"
+                f"input {name!r}: shape {shape} says {size} values, got {len(values)}"
             )
         if name in inputs:
             raise ValidationError(f"input {name!r} is given twice")
         inputs[name] = values
-    return document, inputs
+        shapes[name] = shape
+    return document, inputs, shapes
 
 
 def _from_binary(name: str, datatype: str, raw: bytes) -> list[Any]:
@@ -302,9 +354,39 @@ def _plain(array: np.ndarray) -> list[Any]:
     return array.tolist()
 
 
-def _rows(model: LoadedModel, inputs: dict[str, list[Any]]) -> list[dict[str, Any]]:
+def _tensor_rows(
+    model: LoadedModel, inputs: dict[str, list[Any]], shapes: dict[str, list[int]]
+) -> list[list[Any]] | None:
+    """A tensor model's one input `[n, N]` as rows of N values; None when the request sends
+    one input per column instead (named "0" to "N-1")."""
+    schema = model.schema
+    width = len(schema.names)
+    if len(inputs) != 1 or (width == 1 and set(inputs) == schema.names_set):
+        return None
+    ((name, values),) = inputs.items()
+    shape = shapes[name]
+    if (shape[1] if len(shape) == 2 else 1) != width:
+        raise ValidationError(
+            f"input {name!r}: shape {shape}, but the model takes a tensor of shape "
+            f"{list(schema.tensor or ())}",
+            hint=f"send one input of shape [n, {width}]",
+        )
+    if not shape[0]:
+        raise ValidationError("the inputs hold no rows")
+    values = [None if isinstance(v, float) and math.isnan(v) else v for v in values]
+    return [values[i : i + width] for i in range(0, len(values), width)]
+
+
+def _rows(
+    model: LoadedModel, inputs: dict[str, list[Any]], shapes: dict[str, list[int]]
+) -> list[dict[str, Any]]:
     """Columns -> row dicts; NaN in a float tensor is a missing value (null)."""
     schema = model.schema
+    for name, shape in shapes.items():
+        if len(shape) == 2 and shape[1] != 1:
+            raise ValidationError(
+                f"input {name!r}: shape {shape} is not one column; send shape [n] or [n, 1]"
+            )
     missing = [n for n in schema.names if n not in inputs]
     unknown = [n for n in inputs if n not in schema.names_set]
     if missing or unknown:

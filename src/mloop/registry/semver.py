@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ VOLATILE = frozenset({"MLmodel"})
 
 
 def check_change(change: str) -> str:
+    """The change type in lower case; ValidationError naming the valid ones otherwise."""
     value = (change or "").strip().lower()
     if value not in CHANGE_TYPES:
         raise ValidationError(f"unknown change type {change!r}: use {', '.join(CHANGE_TYPES)}")
@@ -32,6 +34,7 @@ def check_change(change: str) -> str:
 
 
 def parse_semver(text: str | None) -> tuple[int, int, int] | None:
+    """(major, minor, patch) of `1.2.3`, or None when `text` is not a semver."""
     match = _SEMVER.match(text or "")
     return tuple(int(part) for part in match.groups()) if match else None  # type: ignore[return-value]
 
@@ -68,10 +71,11 @@ def content_sha256(folder: str | Path) -> str:
 def tag_version(
     client: Any, name: str, version: str, model_uri: str, change: str
 ) -> dict[str, str]:
-    """Set the semver, change type and content hash tags of a new version; return them."""
-    import tempfile
+    """Set the semver, change type and content hash tags of a new version; return them.
 
-    import mlflow
+    `client` is the registry's MlflowClient (see `Registry.register`).
+    """
+    import mlflow  # start-up cost: importing mlflow takes seconds
 
     change = check_change(change)
     previous = None

@@ -3,7 +3,7 @@
 `NumericProfile` (numeric and date features): bin edges from reference quantiles with the
 reference counts, moments and quantiles. `CategoricalProfile`: top-K category counts plus
 `__other__`. Both count raw values on their bins (`count_values`) and merge with a profile on
-the same bins. `mloop.monitoring.profile.ReferenceProfile` holds one per feature.
+the same bins. `mloop.stats.profile.ReferenceProfile` holds one per feature.
 """
 
 from __future__ import annotations
@@ -14,15 +14,15 @@ import numpy as np
 import pandas as pd
 
 from mloop.errors import ValidationError
-from mloop.monitoring.counts import FeatureCounts
-from mloop.monitoring.features import (
+from mloop.stats.counts import FeatureCounts
+from mloop.stats.kinds import (
     CATEGORICAL,
     NUMERIC,
     OTHER,
     categorical_values,
     numeric_values,
 )
-from mloop.monitoring.stats import sorted_quantiles
+from mloop.stats.measures import sorted_quantiles
 
 NUMERIC_BINS = 10  # equal-mass bins, plus the tail bins below: 18 bins in all
 # Finer bins in both tails, so a shift there is seen and the binned Wasserstein stays close.

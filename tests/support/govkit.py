@@ -11,6 +11,7 @@ from pathlib import Path
 import yaml
 
 from mloop.settings import Settings
+from tests.support.stores import seed_mlflow
 
 POLICY = {
     "stages": {
@@ -53,19 +54,21 @@ def settings_at(home: Path, **extra) -> Settings:
         **extra,
     )
     settings.ensure_home()
-    return settings
+    return seed_mlflow(settings)
 
 
 def train_version(settings: Settings, data: Path, change: str = "minor", rows: int = 600):
     """Train and register `churn` on `data` (generated when missing) with mloop's pipeline."""
     from mloop.data.churn import generate_churn
     from mloop.data.io import write_table
+    from mloop.governance.governed import governed_registry
     from mloop.pipeline.config import config_from_dict
     from mloop.pipeline.train import train
 
     if not data.exists():
         write_table(generate_churn(rows=rows, seed=3), data)
-    return train(data, config_from_dict(PARAMS), settings=settings, change=change)
+    registry = governed_registry(settings)  # registrations are audited, as `mloop train`'s are
+    return train(data, config_from_dict(PARAMS), change=change, registry=registry)
 
 
 def write_policy(settings: Settings, policy: dict | None = None) -> Path:
@@ -120,11 +123,11 @@ def governed_home(settings: Settings, data: Path):
     """Generator behind the `governed` fixtures (see governance/conftest.py)."""
     import mlflow
 
-    from mloop.registry.service import Registry
+    from mloop.governance.governed import governed_registry
 
     govkit_train = train_version
     govkit_train(settings, data)
-    Registry(settings).promote("churn", "1", "Production", actor="test")
+    governed_registry(settings).promote("churn", "1", "Production", actor="test")
     write_policy(settings)
     keys = add_people(settings)
     govkit_train(settings, data, change="major")

@@ -1,23 +1,20 @@
-"""Helpers for the monitoring-loop tests: a small model with a reference profile, servers,
+"""Helpers for the monitoring-loop tests: a small model with a reference profile, metrics,
 and tiny real receivers (HTTP webhook, SMTP) on 127.0.0.1."""
 
 from __future__ import annotations
 
 import socket
 import socketserver
-import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "serving"))
-
-import modelkit  # noqa: E402  (tests/serving/modelkit.py)
-
-from mloop.monitoring.profile import PROFILE_ARTIFACT, ReferenceProfile  # noqa: E402
-from mloop.settings import Settings  # noqa: E402
+from mloop.registry.profile_store import PROFILE_ARTIFACT
+from mloop.settings import Settings
+from mloop.stats.profile import ReferenceProfile
+from tests.support import modelkit
 
 
 def train_with_profile(settings: Settings, name: str = "churn") -> modelkit.TrainedModel:
@@ -48,8 +45,9 @@ def metric_value(text: str, name: str, **labels: str) -> float | None:
     return None
 
 
-def predict_ids(url: str, rows: list[dict]) -> list[str]:
-    answer = httpx.post(f"{url}/predict/batch", json={"instances": rows}, timeout=60)
+def predict_ids(http: httpx.Client, rows: list[dict]) -> list[str]:
+    """Predict `rows` in one batch through `http` (a client with the server as base URL)."""
+    answer = http.post("/predict/batch", json={"instances": rows}, timeout=60)
     assert answer.status_code == 200, answer.text
     return [p["prediction_id"] for p in answer.json()["predictions"]]
 
@@ -226,16 +224,16 @@ def churn_rows(rows: int, seed: int = 5, drift: bool = False) -> list[dict]:
 
 
 def busy_server_metrics(settings: Settings, rows: list[dict]) -> str:
-    """/metrics of a real server after predictions, errors, feedback and live drift."""
+    """/metrics of a server (in-process) after predictions, errors, feedback and live drift."""
     from mloop.serving.app import create_app
-    from mloop.serving.server import ServerThread
+    from tests.support.apps import in_process
 
     settings = settings.model_copy(update={"drift_min_rows": 10, "drift_interval_seconds": 0.2})
-    with ServerThread(create_app("churn@production", settings)) as server:
-        ids = predict_ids(server.url, rows)
-        httpx.post(f"{server.url}/predict", json={"features": rows[0]})
-        httpx.post(f"{server.url}/predict", json={"features": {"nope": 1}})  # invalid
+    with in_process(create_app("churn@production", settings)) as http:
+        ids = predict_ids(http, rows)
+        http.post("/predict", json={"features": rows[0]})
+        http.post("/predict", json={"features": {"nope": 1}})  # invalid
         labels = [{"prediction_id": i, "actual": n % 2} for n, i in enumerate(ids)]
-        httpx.post(f"{server.url}/feedback", json={"feedback": labels})
-        httpx.get(f"{server.url}/monitor/drift")
-        return httpx.get(f"{server.url}/metrics").text
+        http.post("/feedback", json={"feedback": labels})
+        http.get("/monitor/drift")
+        return http.get("/metrics").text

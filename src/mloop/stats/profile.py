@@ -1,12 +1,12 @@
 """Reference profiles: what the training data and the model's outputs looked like, in KBs.
 
-A `ReferenceProfile` is logged with every training run (`PROFILE_ARTIFACT`). Per numeric (or
-date) feature it keeps bin edges from reference quantiles with the reference counts on them,
-mean, std, quantiles, min, max and the missing count; per categorical feature the top-K
-category counts plus `__other__`; and the distributions of the predictions and of the
-predicted probability. Live windows count on the *same* edges and categories
+A `ReferenceProfile` is logged with every training run (`mloop.registry.profile_store`).
+Per numeric (or date) feature it keeps bin edges from reference quantiles with the reference
+counts on them, mean, std, quantiles, min, max and the missing count; per categorical feature
+the top-K category counts plus `__other__`; and the distributions of the predictions and of
+the predicted probability. Live windows count on the *same* edges and categories
 (`ReferenceProfile.counts(frame) -> WindowCounts`), so counts from several batches, workers,
-replicas or windows merge by plain addition, and drift statistics (`mloop.monitoring.drift`)
+replicas or windows merge by plain addition, and drift statistics (`mloop.stats.binned`)
 compare two sets of counts without raw rows.
 
 Binning rule (shared by reference and current): a numeric value goes to bin
@@ -18,7 +18,6 @@ the profiled categories lands in `__other__` and is counted as unseen.
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from mloop.errors import ValidationError
-from mloop.monitoring.columns import (
+from mloop.stats.columns import (
     NUMERIC_BINS,
     QUANTILES,
     TOP_K,
@@ -36,8 +35,8 @@ from mloop.monitoring.columns import (
     NumericProfile,
     profile_column,
 )
-from mloop.monitoring.counts import FeatureCounts, WindowCounts
-from mloop.monitoring.features import (
+from mloop.stats.counts import FeatureCounts, WindowCounts
+from mloop.stats.kinds import (
     CATEGORICAL,
     DATE,
     NUMERIC,
@@ -47,21 +46,16 @@ from mloop.monitoring.features import (
     score_of,
 )
 
-log = logging.getLogger("mloop.monitoring")
-
-PROFILE_ARTIFACT = "monitoring/reference_profile.json"
 SCHEMA_VERSION = 1
 PROBABILITY_EDGES = np.linspace(0.0, 1.0, 11)
 
 __all__ = [
-    "PROFILE_ARTIFACT",
     "CategoricalProfile",
     "FeatureCounts",
     "NumericProfile",
     "ReferenceProfile",
     "WindowCounts",
-    "load_profile",
-    "log_profile",
+    "training_profile",
 ]
 
 
@@ -289,26 +283,3 @@ def training_profile(
     return ReferenceProfile.from_frame(
         X_train, predictions=model.predict(X_test), probabilities=probabilities, kinds=kinds
     )
-
-
-def log_profile(profile: ReferenceProfile) -> None:
-    """Log the profile into the active MLflow run as `PROFILE_ARTIFACT`."""
-    import mlflow
-
-    mlflow.log_text(profile.to_json(), PROFILE_ARTIFACT)
-
-
-def load_profile(run_id: str) -> ReferenceProfile | None:
-    """The profile logged with a run, or None when the run has none (trained before profiles).
-
-    Uses the MLflow tracking URI already configured (`mloop.registry.tracking.configure_mlflow`).
-    """
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
-    try:
-        text = mlflow.artifacts.load_text(f"runs:/{run_id}/{PROFILE_ARTIFACT}")
-    except (MlflowException, OSError) as exc:
-        log.info("run %s has no reference profile: %s", run_id, str(exc).splitlines()[0])
-        return None
-    return ReferenceProfile.from_json(text)

@@ -1,6 +1,7 @@
-"""Validate a whole chunk of a data file against a model's input schema, column by column.
+"""Validate a whole table (a chunk of a data file) against a model's input schema, column by
+column: the batch side of `mloop.model.schema`, with the same types, limits and reasons.
 
-`InputSchema.to_frame` (serving) refuses a request at its first bad row; a batch file instead
+`InputSchema.validate` (HTTP) refuses a request at its first bad row; a batch file instead
 keeps its good rows and sets the bad ones aside with a reason. Every check here is one numpy or
 pandas operation over the column; per-row Python work happens only to word the reasons of rows
 that failed. The result has the same columns and dtypes as `InputSchema.to_frame` gives.
@@ -11,6 +12,7 @@ holding a value that did not parse), so every check accepts both.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,20 +20,17 @@ import numpy as np
 import pandas as pd
 
 from mloop.errors import ValidationError
-from mloop.model.schema import Feature, InputSchema
-
-# MLflow column type -> (kind, numpy dtype); kept here so serving internals can change freely.
-_KINDS: dict[str, tuple[str, Any]] = {
-    "double": ("number", np.float64),
-    "float": ("number", np.float32),
-    "long": ("integer", np.int64),
-    "integer": ("integer", np.int32),
-    "string": ("string", None),
-    "boolean": ("boolean", np.bool_),
-    "datetime": ("datetime", None),
-}
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
-_INT_BOUNDS = {np.int64: (-(2**63), 2**63 - 1), np.int32: (-(2**31), 2**31 - 1)}
+from mloop.model.schema import (
+    _BOOLEAN,
+    _FLOAT32_MAX,
+    _INT_BOUNDS,
+    _INTEGER,
+    _KINDS,
+    _NUMBER,
+    _STRING,
+    Feature,
+    InputSchema,
+)
 
 _TRUE = frozenset({"true", "1", "t", "yes", "y"})
 _FALSE = frozenset({"false", "0", "f", "no", "n"})
@@ -58,6 +57,30 @@ def missing_columns(schema: InputSchema, columns: list[str]) -> None:
             f"the input has no column for feature {', '.join(repr(m) for m in missing)}",
             hint=f"the model takes: {', '.join(schema.names)}",
         )
+
+
+def feature_columns(
+    schema: InputSchema, columns: Sequence[str], exclude: Sequence[str] = ()
+) -> list[str]:
+    """The data's column holding each feature, in feature order (checked once per file).
+
+    Columns are matched by name. A model with a tensor signature (features "0" to "N-1")
+    also takes a file of exactly N value columns (besides `exclude`, the id), in file order.
+    """
+    if all(name in columns for name in schema.names):
+        return list(schema.names)
+    if schema.tensor is not None:
+        values = [c for c in columns if c not in exclude]
+        if len(values) == len(schema.names):
+            return values
+        raise ValidationError(
+            f"the model takes {len(schema.names)} values per row (a tensor signature), but the "
+            f"input has {len(values)} value columns ({', '.join(values) or 'none'})",
+            hint=f"keep exactly {len(schema.names)} value columns besides the id column, or "
+            f"name them {', '.join(schema.names)}",
+        )
+    missing_columns(schema, list(columns))
+    return list(schema.names)
 
 
 def check_chunk(schema: InputSchema, data: pd.DataFrame) -> CheckedChunk:
@@ -96,17 +119,17 @@ def _convert(feature: Feature, column: pd.Series):
     if feature.required and null.any():
         problems.append((null, f"feature {feature.name!r} is required"))
     name = feature.name
-    if kind in ("number", "integer"):
+    if kind in (_NUMBER, _INTEGER):
         numbers = _numeric(column)
         unparsed = np.isnan(numbers) & ~null
         if unparsed.any():
-            expects = "a number" if kind == "number" else "an integer"
+            expects = "a number" if kind == _NUMBER else "an integer"
             problems.append((unparsed, _got(column, f"feature {name!r} expects {expects}")))
         infinite = np.isinf(numbers)
         if infinite.any():
             problems.append((infinite, _got(column, f"feature {name!r} is not finite")))
         finite = np.isfinite(numbers)
-        if kind == "number":
+        if kind == _NUMBER:
             if dtype is np.float32:
                 over = finite & (np.abs(np.where(finite, numbers, 0.0)) > _FLOAT32_MAX)
                 if over.any():
@@ -126,9 +149,9 @@ def _convert(feature: Feature, column: pd.Series):
         if pd.api.types.is_integer_dtype(column.dtype):
             return column.to_numpy(dtype=dtype), problems
         return np.where(finite, safe, 0).astype(dtype), problems
-    if kind == "boolean":
+    if kind == _BOOLEAN:
         return _booleans(feature, column, null, problems)
-    if kind == "string":
+    if kind == _STRING:
         if pd.api.types.is_string_dtype(column.dtype) and not pd.api.types.is_object_dtype(
             column.dtype
         ):

@@ -12,9 +12,12 @@ import pandas as pd
 
 from mloop.registry.tracking import configure_mlflow, ensure_experiment
 from mloop.settings import Settings
+from tests.support.stores import seed_mlflow
 
 NAME = "churn"
 COLUMNS = ["tenure", "charges", "support_calls", "plan", "signup_date"]
+# Given to log_model: MLflow's requirement inference is a subprocess that costs seconds.
+PIP_REQUIREMENTS = ["scikit-learn", "pandas", "cloudpickle"]
 
 
 def make_frame(rows: int = 240, seed: int = 7) -> tuple[pd.DataFrame, np.ndarray]:
@@ -86,6 +89,7 @@ def train_and_register(
                 input_example=frame.head(3),
                 serialization_format="cloudpickle",
                 registered_model_name=name,
+                pip_requirements=PIP_REQUIREMENTS,
             )
     version = str(info.registered_model_version)
     mlflow.MlflowClient().set_registered_model_alias(name, alias, version)
@@ -102,7 +106,7 @@ def home_settings(path: Path) -> Settings:
         fallback_model_uris=[],
     )
     settings.ensure_home()
-    return settings
+    return seed_mlflow(settings)
 
 
 def json_rows(frame: pd.DataFrame) -> list[dict]:

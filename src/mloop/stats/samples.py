@@ -1,4 +1,4 @@
-"""Batch drift on raw samples: exact statistics, Evidently 0.7's default test per column.
+"""The batch path: drift of two raw tables, exact statistics, Evidently 0.7's test per column.
 
 Per column, missing and infinite values are dropped first (and reported as missing rates),
 then, with n = reference rows left and u = distinct values in both samples together:
@@ -27,15 +27,22 @@ import numpy as np
 import pandas as pd
 
 from mloop.errors import ValidationError
-from mloop.monitoring import stats
-from mloop.monitoring.columns import CategoricalProfile, NumericProfile, edge_levels
-from mloop.monitoring.drift import (
+from mloop.stats import measures as stats
+from mloop.stats.columns import CategoricalProfile, NumericProfile, edge_levels
+from mloop.stats.kinds import (
+    CATEGORICAL,
+    KINDS,
+    categorical_values,
+    infer_kind,
+    looks_like_id,
+    numeric_values,
+)
+from mloop.stats.verdict import (
     AUTO,
     CHI2,
     DRIFT_SHARE,
     JS,
     KS,
-    P_VALUES,
     PSI,
     THRESHOLDS,
     WASSERSTEIN,
@@ -45,14 +52,6 @@ from mloop.monitoring.drift import (
     drifted,
     normalize_method,
     rate,
-)
-from mloop.monitoring.features import (
-    CATEGORICAL,
-    KINDS,
-    categorical_values,
-    infer_kind,
-    looks_like_id,
-    numeric_values,
 )
 
 FEW_VALUES = 5  # Evidently: a numeric column with this many distinct values or fewer is counted
@@ -282,4 +281,4 @@ def _histogram(labels: list[str], ref: np.ndarray, cur: np.ndarray, edges=None) 
     return shown
 
 
-__all__ = ["P_VALUES", "detect_drift"]
+__all__ = ["detect_drift"]

@@ -1,11 +1,11 @@
-"""Drift verdicts: per-feature statistics, the chosen test, and the dataset-level verdict.
+"""Drift verdicts: statistic names and thresholds, per-column and dataset-level verdicts.
 
 Two entry points give the same `DriftResult`:
 
-- `compare(profile, window)`: a reference profile against counts on its bins (the live
-  path: no raw rows needed, works on merged counts from many workers);
-- `detect_drift(reference_df, current_df)`: two raw samples (the batch path behind
-  `mloop drift` and `POST /monitor/drift`), exact and following Evidently 0.7's defaults.
+- `mloop.stats.binned.compare(profile, window)`: a reference profile against counts on its
+  bins (the live path: no raw rows needed, works on merged counts from many workers);
+- `mloop.stats.samples.detect_drift(reference_df, current_df)`: two raw samples (the batch
+  path behind `mloop drift`, the governance drift gate), exact and following Evidently 0.7.
 
 Test choice (`method="auto"`, documented in docs/drift.md): when the reference has at most
 1000 rows, p-value tests at p < 0.05 (batch: KS for numeric, chi-squared or Z for few
@@ -23,10 +23,6 @@ from typing import Any
 import numpy as np
 
 from mloop.errors import ValidationError
-from mloop.monitoring import stats
-from mloop.monitoring.counts import FeatureCounts, WindowCounts
-from mloop.monitoring.features import CATEGORICAL
-from mloop.monitoring.profile import CategoricalProfile, FeatureProfile, ReferenceProfile
 
 AUTO = "auto"
 PSI, JS, WASSERSTEIN, CHI2, KS, Z = (
@@ -34,6 +30,7 @@ PSI, JS, WASSERSTEIN, CHI2, KS, Z = (
 )  # fmt: skip
 THRESHOLDS = {PSI: 0.1, JS: 0.1, WASSERSTEIN: 0.1, CHI2: 0.05, KS: 0.05, Z: 0.05}
 P_VALUES = frozenset({CHI2, KS, Z})
+ON_SAMPLES = frozenset({KS, Z})  # need raw samples: not on counts (the live path)
 ALIASES = {"wasserstein": WASSERSTEIN, "js": JS, "chi2": CHI2, "chisquare": CHI2}
 METHODS = (AUTO, *THRESHOLDS)
 SMALL_REFERENCE = 1000  # Evidently: p-value tests up to this many reference rows
@@ -176,138 +173,19 @@ def _clean(value: Any) -> Any:
 
 
 def rate(part: int, whole: int) -> float:
+    """part / whole, 0 for an empty whole (missing rates of empty columns)."""
     return part / whole if whole else 0.0
 
 
-# -- the live path: profile vs counts --------------------------------------------------------
-
-
-def compare(
-    profile: ReferenceProfile,
-    current: WindowCounts,
-    *,
-    method: str = AUTO,
-    threshold: float | None = None,
-    drift_share: float = DRIFT_SHARE,
-) -> DriftResult:
-    """Drift of a window (counts on the profile's bins) against the reference profile.
-
-    Computes PSI, Jensen-Shannon and the chi-squared p-value for every feature and the
-    normalised Wasserstein distance for numeric ones (from the bins, never below the mean
-    shift, which bounds it from below); `method` picks the statistic that decides.
-    """
-    method = normalize_method(method)
-    if method in (KS, Z):
-        raise ValidationError(f"{method} needs raw samples; on counts use psi, jensen_shannon, "
-                              "wasserstein_normed or chi_squared")  # fmt: skip
-    columns = []
-    for name, prof in profile.features.items():
-        counts = current.features.get(name)
-        if counts is None:
-            raise ValidationError(f"window has no counts for feature {name!r}")
-        columns.append(_compare_one(name, prof, counts, method, threshold))
-    prediction = probability = None
-    if profile.predictions is not None and current.predictions is not None:
-        prediction = _compare_one("prediction", profile.predictions, current.predictions,
-                                  method, threshold)  # fmt: skip
-    if profile.probabilities is not None and current.probabilities is not None:
-        probability = _compare_one("probability", profile.probabilities, current.probabilities,
-                                   method, threshold)  # fmt: skip
-    return DriftResult(
-        columns, profile.rows, current.rows, method, drift_share, prediction, probability
-    )
-
-
-def _compare_one(
-    name: str, prof: FeatureProfile, cur: FeatureCounts, method: str, threshold: float | None
-) -> FeatureDrift:
-    ref = prof.reference_counts()
-    categorical = isinstance(prof, CategoricalProfile)
-    values: dict[str, float] = {}
-    if cur.present and ref.present:
-        values[PSI] = stats.psi(ref.counts, cur.counts)
-        values[JS] = stats.jensen_shannon(ref.counts, cur.counts)
-        values[CHI2] = stats.chi_squared_p(ref.counts, cur.counts)
-        if not categorical:
-            distance = stats.binned_wasserstein(np.asarray(prof.edges), ref.counts, cur.counts)
-            distance = max(distance, abs(cur.mean - prof.mean))
-            values[WASSERSTEIN] = stats.normed(distance, prof.std)
-    statistic = _choose_on_counts(method, categorical, prof.count)
-    limit = THRESHOLDS[statistic] if threshold is None else threshold
-    value = values.get(statistic)
-    result = FeatureDrift(
-        column=name,
-        kind=prof.kind,
-        statistic=statistic,
-        value=value,
-        threshold=limit,
-        drift_detected=value is not None and drifted(statistic, value, limit),
-        statistics=values,
-        missing_rate={
-            "reference": rate(ref.missing, ref.rows),
-            "current": rate(cur.missing, cur.rows),
-        },
-        histogram={
-            "labels": prof.bin_labels(),
-            "reference": stats.shares(ref.counts).tolist(),
-            "current": stats.shares(cur.counts).tolist(),
-        },
-    )
-    if categorical:
-        result.unseen = cur.outside
-    else:
-        result.histogram["edges"] = list(prof.edges)
-        result.out_of_range = cur.outside
-        result.mean = {"reference": prof.mean, "current": cur.mean}
-    return result
-
-
-def _choose_on_counts(method: str, categorical: bool, reference_rows: int) -> str:
-    if method == WASSERSTEIN and categorical:
-        method = AUTO  # not defined for categories: use the categorical default
-    if method != AUTO:
-        return method
-    if reference_rows <= SMALL_REFERENCE:
-        return CHI2
-    return JS if categorical else WASSERSTEIN
-
-
-# -- the batch path: raw samples -------------------------------------------------------------
-
-
-def detect_drift(
-    reference: Any,
-    current: Any,
-    *,
-    columns: list[str] | None = None,
-    method: str = AUTO,
-    threshold: float | None = None,
-    drift_share: float = DRIFT_SHARE,
-    kinds: dict[str, str] | None = None,
-) -> DriftResult:
-    """Drift of `current` against `reference` (two DataFrames), column by column.
-
-    Exact statistics on the raw values, with Evidently 0.7's default test per column; see
-    `mloop.monitoring.batch` for the details. Bad input is a ValidationError naming it.
-    """
-    from mloop.monitoring.batch import detect_drift as run
-
-    return run(
-        reference,
-        current,
-        columns=columns,
-        method=method,
-        threshold=threshold,
-        drift_share=drift_share,
-        kinds=kinds,
-    )
-
-
 __all__ = [
-    "CATEGORICAL",
+    "AUTO",
+    "DRIFT_SHARE",
+    "METHODS",
+    "ON_SAMPLES",
+    "P_VALUES",
+    "THRESHOLDS",
     "DriftResult",
     "FeatureDrift",
-    "compare",
-    "detect_drift",
+    "drifted",
     "normalize_method",
 ]

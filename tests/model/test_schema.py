@@ -157,6 +157,22 @@ def test_unsupported_and_missing_signatures_are_refused():
         InputSchema([Feature("blob", "binary")])
     with pytest.raises(ValidationError, match="no input signature"):
         InputSchema.from_signature(None)
-    tensor = infer_signature(np.zeros((2, 3)), np.zeros(2))
-    with pytest.raises(ValidationError, match="tensor signature"):
-        InputSchema.from_signature(tensor)
+    images = infer_signature(np.zeros((2, 8, 8)), np.zeros(2))
+    with pytest.raises(ValidationError, match=r"tensor of shape \(-1, 8, 8\)"):
+        InputSchema.from_signature(images)
+
+
+def test_a_tensor_signature_takes_positional_values_and_calls_with_the_array():
+    schema = InputSchema.from_signature(infer_signature(np.zeros((2, 3)), np.zeros(2)))
+    assert schema.names == ("0", "1", "2")
+    assert schema.tensor == (-1, 3)
+    frame = schema.to_frame([[1, 2.5, 3], {"0": 4.0, "1": 5.0, "2": 6.0}])
+    array = schema.model_input(frame)
+    assert isinstance(array, np.ndarray)
+    assert array.tolist() == [[1.0, 2.5, 3.0], [4.0, 5.0, 6.0]]
+    with pytest.raises(ValidationError, match="expected 3 values in signature order"):
+        schema.to_frame([[1.0, 2.0]])
+    ints = InputSchema.from_signature(infer_signature(np.zeros((2, 2), dtype=np.int32)))
+    assert [f.type for f in ints.features] == ["integer", "integer"]
+    column = InputSchema.from_signature(infer_signature(np.zeros(4)))
+    assert column.model_input(column.to_frame([[1.0], [2.0]])).tolist() == [1.0, 2.0]

@@ -1,0 +1,41 @@
+"""The reference profile as an MLflow run artifact: logged at training, loaded for monitoring.
+
+The profile itself (`mloop.stats.profile.ReferenceProfile`) knows nothing of MLflow; this
+module is where it is written to and read from a run (`PROFILE_ARTIFACT`).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from mloop.stats.profile import ReferenceProfile
+
+log = logging.getLogger("mloop.monitoring")
+
+PROFILE_ARTIFACT = "monitoring/reference_profile.json"
+
+
+def log_profile(profile: ReferenceProfile) -> None:
+    """Log the profile into the active MLflow run as `PROFILE_ARTIFACT`."""
+    import mlflow  # start-up cost: importing mlflow takes seconds
+
+    mlflow.log_text(profile.to_json(), PROFILE_ARTIFACT)
+
+
+def load_profile(run_id: str) -> ReferenceProfile | None:
+    """The profile logged with a run, or None when the run has none (trained before profiles).
+
+    Uses the MLflow tracking URI already configured (`mloop.registry.tracking.configure_mlflow`).
+    """
+    import mlflow  # start-up cost: importing mlflow takes seconds
+    from mlflow.exceptions import MlflowException
+
+    try:
+        text = mlflow.artifacts.load_text(f"runs:/{run_id}/{PROFILE_ARTIFACT}")
+    except (MlflowException, OSError) as exc:
+        log.info("run %s has no reference profile: %s", run_id, str(exc).splitlines()[0])
+        return None
+    return ReferenceProfile.from_json(text)
+
+
+__all__ = ["PROFILE_ARTIFACT", "load_profile", "log_profile"]

@@ -1,0 +1,130 @@
+"""Run an ASGI app in-process for a test: its lifespan run, no socket, no uvicorn thread.
+
+    with in_process(create_app("churn@production", settings)) as http:
+        http.post("/predict", json={"features": row})
+
+The client is a plain `httpx.Client` whose transport hands each request to the app through
+`httpx.ASGITransport`, on an event loop in a helper thread (an anyio blocking portal) that also
+runs the app's lifespan: startup before the client is handed out, shutdown when the block ends
+(so background tasks and the prediction log behave as under uvicorn). For an mloop app the
+first model load attempt has finished before the client is handed out, as `ServerThread`
+does. Server errors come back as responses (a 500 is asserted like any status).
+
+Responses are buffered whole: a test of an endless stream, of sockets or of the HTTP protocol
+itself needs a real server (`mloop.serving.server.ServerThread`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import anyio
+import httpx
+from anyio.from_thread import BlockingPortal, start_blocking_portal
+
+BASE_URL = "http://testserver"
+
+
+class _Body(httpx.AsyncByteStream):
+    """A request body read in the caller's thread, replayed to the app chunk by chunk."""
+
+    def __init__(self, chunks: list[bytes]) -> None:
+        self._chunks = chunks
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for chunk in self._chunks:
+            yield chunk
+
+
+class _PortalTransport(httpx.BaseTransport):
+    """A sync transport that runs `httpx.ASGITransport` on the portal's event loop."""
+
+    def __init__(self, portal: BlockingPortal, app: Any) -> None:
+        self._portal = portal
+        self._asgi = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        request.stream = _Body(list(request.stream))
+        status, headers, raw = self._portal.call(self._send, request)
+        return httpx.Response(status, headers=headers, stream=httpx.ByteStream(raw))
+
+    async def _send(self, request: httpx.Request) -> tuple[int, httpx.Headers, bytes]:
+        response = await self._asgi.handle_async_request(request)
+        raw = b"".join([chunk async for chunk in response.aiter_raw()])
+        return response.status_code, response.headers, raw
+
+
+class _Lifespan:
+    """The ASGI lifespan protocol, as a server speaks it: startup, then shutdown on request."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.started = anyio.Event()
+        self.stopping = anyio.Event()
+        self.failure: str | None = None
+
+    async def run(self) -> None:
+        startup_sent = False
+
+        async def receive() -> dict[str, Any]:
+            nonlocal startup_sent
+            if not startup_sent:
+                startup_sent = True
+                return {"type": "lifespan.startup"}
+            await self.stopping.wait()
+            return {"type": "lifespan.shutdown"}
+
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"].endswith(".failed"):
+                self.failure = message.get("message") or message["type"]
+            if message["type"].startswith("lifespan.startup."):
+                self.started.set()
+
+        scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.started.set()  # an app that returned or raised at startup does not hang us
+
+
+class AppClient(httpx.Client):
+    """An httpx.Client bound to one in-process app (`.app`, for reaching its state)."""
+
+    def __init__(self, app: Any, transport: httpx.BaseTransport, **options: Any) -> None:
+        super().__init__(transport=transport, base_url=BASE_URL, **options)
+        self.app = app
+
+
+def runtime_of(app: Any) -> Any:
+    """The ModelRuntime of an mloop app, or None for any other ASGI app."""
+    state = getattr(getattr(app, "state", None), "mloop", None)
+    return getattr(state, "runtime", None)
+
+
+@contextmanager
+def in_process(
+    app: Any, *, wait_for_model: bool = True, timeout: float = 120.0, **client_options: Any
+) -> Iterator[AppClient]:
+    """A client for `app`, with the app's lifespan startup run before and shutdown after.
+
+    The client's `.app` is `app`, so tests can reach `client.app.state` as with a server.
+    """
+    with start_blocking_portal() as portal:
+        lifespan = _Lifespan(app)
+        done = portal.start_task_soon(lifespan.run)
+        portal.call(lifespan.started.wait)
+        if lifespan.failure:
+            raise RuntimeError(f"the app's startup failed: {lifespan.failure}")
+        runtime = runtime_of(app)
+        if wait_for_model and runtime is not None:
+            runtime.wait_until_settled(timeout)
+        transport = _PortalTransport(portal, app)
+        client_options.setdefault("timeout", timeout)
+        try:
+            with AppClient(app, transport, **client_options) as client:
+                yield client
+        finally:
+            portal.call(lifespan.stopping.set)
+            done.result(timeout)
