@@ -33,6 +33,7 @@ from mloop.serving.server import ServerThread
 from mloop.settings import Settings
 from tests.support import modelkit
 from tests.support.env import clean_environ
+from tests.support.modelkit import PIP_REQUIREMENTS
 
 
 @dataclass
@@ -132,7 +133,11 @@ def _log_no_signature(name: str) -> None:
 
     X, y = _diabetes()
     model = Ridge().fit(X.to_numpy(), y)
-    _quiet(lambda: mlflow.sklearn.log_model(model, name="model", registered_model_name=name))
+    _quiet(
+        lambda: mlflow.sklearn.log_model(
+            model, name="model", registered_model_name=name, pip_requirements=PIP_REQUIREMENTS
+        )
+    )
 
 
 def _log_regressor(name: str) -> None:
@@ -143,7 +148,11 @@ def _log_regressor(name: str) -> None:
     model = LinearRegression().fit(X, y)
     _quiet(
         lambda: mlflow.sklearn.log_model(
-            model, name="model", input_example=X.head(3), registered_model_name=name
+            model,
+            name="model",
+            input_example=X.head(3),
+            registered_model_name=name,
+            pip_requirements=PIP_REQUIREMENTS,
         )
     )
 
@@ -156,7 +165,11 @@ def _log_multiclass(name: str) -> None:
     model = LogisticRegression(max_iter=500).fit(X, y)
     _quiet(
         lambda: mlflow.sklearn.log_model(
-            model, name="model", input_example=X.head(3), registered_model_name=name
+            model,
+            name="model",
+            input_example=X.head(3),
+            registered_model_name=name,
+            pip_requirements=PIP_REQUIREMENTS,
         )
     )
 
@@ -183,6 +196,7 @@ def _log_pipeline(name: str) -> None:
             input_example=X.head(3),
             registered_model_name=name,
             serialization_format="cloudpickle",
+            pip_requirements=PIP_REQUIREMENTS,
         )
     )
 
@@ -220,6 +234,7 @@ def _log_pyfunc(shape: str) -> Callable[[str], None]:
                 python_model=Scores(),
                 input_example=X.head(3),
                 registered_model_name=name,
+                pip_requirements=PIP_REQUIREMENTS,
             )
         )
 
@@ -244,7 +259,11 @@ def _log_booster(package: str) -> Callable[[str], None]:
             flavor = mlflow.lightgbm
         _quiet(
             lambda: flavor.log_model(
-                model, name="model", input_example=X.head(3), registered_model_name=name
+                model,
+                name="model",
+                input_example=X.head(3),
+                registered_model_name=name,
+                pip_requirements=[*PIP_REQUIREMENTS, package],
             )
         )
 

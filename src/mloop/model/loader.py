@@ -106,6 +106,15 @@ def load_model(
             if not hasattr(native, "predict_proba"):
                 classes = None
             flavor, pyfunc = "sklearn", None
+        elif native_flavor := next((f for f in _SKLEARN_API_FLAVORS if f in info.flavors), None):
+            # xgboost / lightgbm: their scikit-learn estimators answer labels and probabilities
+            # in one call like the sklearn flavor; a raw Booster goes through pyfunc.
+            native = getattr(mlflow, native_flavor).load_model(uri)
+            classes = getattr(native, "classes_", None)
+            if classes is None or not hasattr(native, "predict_proba"):
+                native, classes = None, None
+            pyfunc = None if native is not None else mlflow.pyfunc.load_model(uri)
+            flavor = native_flavor
         elif "onnx" in info.flavors:
             from mloop.model.onnx import load_onnx
 
@@ -161,6 +170,9 @@ def _no_signature(uri: str) -> ValidationError:
         f"{uri}: the model has no signature, so mloop does not know its input columns",
         hint="log the model with input_example=X[:5] (or signature=infer_signature(X, y_pred))",
     )
+
+
+_SKLEARN_API_FLAVORS = ("xgboost", "lightgbm")
 
 
 def _native_scalar(value: Any) -> Any:
