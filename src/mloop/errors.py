@@ -24,6 +24,8 @@ Security errors carry `headers` for the response (`WWW-Authenticate`, `Retry-Aft
 
 from __future__ import annotations
 
+import importlib
+
 
 class MloopError(Exception):
     """Base of every error mloop raises on purpose."""
@@ -150,8 +152,6 @@ class RateLimitedError(SecurityError):
 
 def require(module: str, extra: str):
     """Import an optional module, or raise MissingExtraError naming the extra to install."""
-    import importlib
-
     try:
         return importlib.import_module(module)
     except ImportError as exc:

@@ -83,7 +83,7 @@ def train(
 
     `change` (major, minor, patch) sets the registered version's semantic version bump;
     `actor` is who the registration is recorded for by `registry`'s guard (the audit trail
-    when it is governance's, see `mloop.governance.enforce.governed_registry`). Without a
+    when it is governance's, see `mloop.governance.governed.governed_registry`). Without a
     `registry`, one on `settings` that records nothing.
     """
     import mlflow  # start-up cost: importing mlflow takes seconds

@@ -1,7 +1,7 @@
 """MLflow failures as mloop errors: what every registry call is wrapped in.
 
 RESOURCE_DOES_NOT_EXIST becomes NotFoundError (404), INVALID_PARAMETER_VALUE ValidationError
-(400), anything else (a database locked, a server down) ServiceUnavailableError (503) naming
+(422), anything else (a database locked, a server down) ServiceUnavailableError (503) naming
 the store with its credentials hidden. No MLflow exception leaves the registry layer.
 """
 

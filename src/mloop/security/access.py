@@ -11,7 +11,13 @@ from enum import StrEnum
 from typing import Any
 
 from fastapi import Depends
+from fastapi.routing import APIRoute
 from starlette.requests import Request
+
+try:  # FastAPI >= 0.120 wraps included routers; this walks them with their prefixes.
+    from fastapi.routing import iter_route_contexts
+except ImportError:  # older FastAPI: included routes are flat in app.routes
+    iter_route_contexts = None
 
 
 class Role(StrEnum):
@@ -57,13 +63,9 @@ def route_role(route: Any) -> Role | None:
 
 def api_routes(app: Any) -> list[tuple[str, frozenset[str], Role | None]]:
     """(path, methods, declared role) for every API route of `app`, included routers too."""
-    from fastapi.routing import APIRoute
-
-    try:  # FastAPI >= 0.120 wraps included routers; this walks them with their prefixes.
-        from fastapi.routing import iter_route_contexts
-
+    if iter_route_contexts is not None:
         pairs = [(ctx.path, ctx.route) for ctx in iter_route_contexts(app.routes)]
-    except ImportError:
+    else:
         pairs = [(getattr(route, "path", ""), route) for route in app.routes]
     return [
         (path, frozenset(route.methods), route_role(route))

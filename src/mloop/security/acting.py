@@ -11,27 +11,24 @@ import getpass
 
 from mloop.errors import PermissionDeniedError
 from mloop.security.identities import Identity, IdentityStore
+from mloop.security.keys import KeyStore
+from mloop.security.secrets import JWT_KEY_FILE, server_secret
+from mloop.security.tokens import verify_token
 from mloop.settings import Settings
+from mloop.store import open_database
 
 HINT = "pass --as USER, or set MLOOP_USER, MLOOP_API_KEY or MLOOP_TOKEN"
 
 
 def resolve_identity(settings: Settings, as_user: str | None) -> Identity | None:
     """The identity named or proven by the CLI's options and settings, or None."""
-    from mloop.store import open_database
-
     database = open_database(settings)
     name = as_user or settings.user
     if name:
         identity = IdentityStore(database).get(name)
     elif settings.api_key.get_secret_value():
-        from mloop.security.keys import KeyStore
-
         identity = KeyStore(database).authenticate(settings.api_key.get_secret_value())
     elif settings.token.get_secret_value():
-        from mloop.security.secrets import JWT_KEY_FILE, server_secret
-        from mloop.security.tokens import verify_token
-
         claims = verify_token(
             settings.token.get_secret_value(),
             server_secret(settings.jwt_secret, settings.home, JWT_KEY_FILE),

@@ -22,8 +22,10 @@ from mloop.security.access import Role
 from mloop.security.identities import Identity, IdentityStore
 from mloop.security.keys import PREFIX, KeyStore
 from mloop.security.ratelimit import make_limiter
+from mloop.security.secrets import JWT_KEY_FILE, server_secret
 from mloop.security.tokens import verify_token
 from mloop.settings import Settings
+from mloop.store import open_database
 
 CACHE_SECONDS = 5.0
 KEY_MARK = "\0key:"  # marks an X-API-Key value that does not look like one
@@ -70,8 +72,6 @@ class Authenticator:
     """Resolves credentials to identities, checks roles and rate limits per identity."""
 
     def __init__(self, settings: Settings, *, enabled: bool) -> None:
-        from mloop.store import open_database
-
         self.settings = settings
         self.enabled = enabled
         self.database = open_database(settings)
@@ -85,8 +85,6 @@ class Authenticator:
     @property
     def jwt_secret(self) -> bytes:
         if self._secret is None:
-            from mloop.security.secrets import JWT_KEY_FILE, server_secret
-
             self._secret = server_secret(self.settings.jwt_secret, self.settings.home, JWT_KEY_FILE)
         return self._secret
 

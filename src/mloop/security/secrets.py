@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import secrets
 import stat
+import time
 from pathlib import Path
 
 from pydantic import SecretStr
@@ -50,8 +51,6 @@ def _read(path: Path) -> bytes:
     except OSError as exc:
         raise ConfigError(f"cannot read the secret file {path}: {exc}") from exc
     if not text:  # another process is between O_EXCL create and write: wait for it
-        import time
-
         for _ in range(50):
             time.sleep(0.02)
             text = path.read_text().strip()

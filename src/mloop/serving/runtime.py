@@ -7,7 +7,7 @@ fails the runtime stays up, reports the reasons, and tries again every `retry_in
 
 Hot swaps: a runtime serving an alias (`churn@production`, `models:/churn@production`) follows
 it. `refresh()` resolves the alias (one registry read) and, when it names another version,
-loads that version, warms it up (`serving.warmup`) and swaps `self.model` in one assignment.
+loads that version, warms it up (`model.warmup`) and swaps `self.model` in one assignment.
 A request takes `require()` once and uses that model to the end, so the old model drains by
 itself. A version that fails to load or to warm up is never swapped in: the old one keeps
 serving, the failure shows in `status()`, the log and `mloop_model_swaps_total`, and that

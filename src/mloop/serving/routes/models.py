@@ -15,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from mloop.errors import ServiceUnavailableError
+from mloop.registry.service import Registry
 from mloop.security.access import Role, requires
 from mloop.security.auth import caller
 from mloop.serving.handlers import json_response
@@ -40,10 +42,12 @@ class RollbackBody(BaseModel):
     reason: str | None = None
 
 
-def _registry(request: Request):
-    from mloop.governance.governed import governed_registry
-
-    return governed_registry(serving_state(request).settings)
+def _registry(request: Request) -> Registry:
+    """The governed registry of this server's approval service (built once, at startup)."""
+    approvals = serving_state(request).approvals
+    if approvals is None:
+        raise ServiceUnavailableError("the server is still starting: try again in a moment")
+    return approvals.registry
 
 
 @router.post("/models/{name}/versions/{version}/promote", dependencies=[requires(Role.ML_LEAD)])
