@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
+from scipy.stats import norm
 from sqlalchemy import select
 
 from mloop.deploy.records import Revision
@@ -68,8 +70,6 @@ def wilson(successes: int, trials: int, z: float = Z95) -> tuple[float, float]:
 
 def two_proportion_z(s1: int, n1: int, s2: int, n2: int) -> tuple[float, float]:
     """(z, two-sided p) for H0: p1 == p2, pooled; (0, 1) when undefined."""
-    from scipy.stats import norm
-
     if n1 == 0 or n2 == 0:
         return 0.0, 1.0
     pooled = (s1 + s2) / (n1 + n2)
@@ -207,6 +207,5 @@ def _mean(values: list[float]) -> float | None:
 def _quantile(values: list[float], q: float) -> float | None:
     if not values:
         return None
-    import numpy as np
 
     return float(np.quantile(np.asarray(values), q))

@@ -14,12 +14,18 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from sqlalchemy import func, select
+
 from mloop.deploy.records import Deployment, DeploymentRecords, Revision
 from mloop.deploy.router import TrafficRouter
+from mloop.deploy.shifts import promoted, shifted
 from mloop.deploy.spec import DeploymentSpec, Policy, check_models, parse_spec
-from mloop.errors import ConflictError, ValidationError
+from mloop.errors import ConflictError, MloopError, ValidationError
+from mloop.governance.audit import audit_log
+from mloop.registry.service import Registry
 from mloop.settings import Settings
 from mloop.store import open_database
+from mloop.store.models import PredictionRecord
 
 RECENT = timedelta(minutes=15)
 
@@ -41,8 +47,6 @@ class DeploymentService:
     @property
     def registry(self) -> Any:
         if self._registry is None:
-            from mloop.registry.service import Registry
-
             self._registry = Registry(self.settings)
         return self._registry
 
@@ -122,7 +126,6 @@ class DeploymentService:
     def shift(self, name: str, to_variant: str, percent: float, actor: str) -> Deployment:
         """Give `to_variant` `percent` of the traffic; the others share the rest in proportion."""
         found, spec = self.get(name)
-        from mloop.deploy.shifts import shifted
 
         new = shifted(spec, to_variant, percent)
         return self._write(
@@ -132,7 +135,6 @@ class DeploymentService:
     def promote(self, name: str, actor: str, variant: str | None = None) -> Deployment:
         """The candidate (or `variant`) becomes the primary and takes all the traffic."""
         found, spec = self.get(name)
-        from mloop.deploy.shifts import promoted
 
         new, winner = promoted(spec, variant)
         return self._write(new, actor, "promote", found.revision, note=f"{winner} promoted")
@@ -210,16 +212,12 @@ class DeploymentService:
         return written
 
     def _audit(self, actor: str, action: str, name: str, **detail: Any) -> None:
-        from mloop.governance.audit import audit_log
-
         audit_log(self.settings).record(
             actor, f"deployment.{action}", f"deployment:{name}", **detail
         )
 
     def _resolve_soft(self, spec: DeploymentSpec) -> dict[str, dict[str, Any]]:
         """Resolve each variant now; a reference that broke since apply shows its error."""
-        from mloop.errors import MloopError
-
         out: dict[str, dict[str, Any]] = {}
         for variant in spec.variants:
             try:
@@ -231,10 +229,6 @@ class DeploymentService:
 
     def _recent_counts(self, resolved: dict[str, dict[str, Any]]) -> dict[str, dict[str, float]]:
         """Requests per variant in the prediction log over RECENT, attributed by version."""
-        from sqlalchemy import func, select
-
-        from mloop.store.models import PredictionRecord
-
         since = datetime.now(UTC) - RECENT
         out: dict[str, dict[str, float]] = {}
         seen: set[tuple[str, str]] = set()

@@ -16,10 +16,11 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic import ValidationError as PydanticValidationError
 
-from mloop.errors import NotFoundError, ValidationError
+from mloop.errors import MloopError, NotFoundError, ValidationError
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,62}$"
 
@@ -186,8 +187,6 @@ def parse_spec(document: Any, *, source: str = "spec") -> DeploymentSpec:
 
 def load_spec(path: Path | str) -> DeploymentSpec:
     """Read and check a YAML (or JSON) spec file."""
-    import yaml
-
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -205,8 +204,6 @@ def check_models(spec: DeploymentSpec, registry: Any) -> dict[str, dict[str, str
 
     Raises NotFoundError naming the variant and the reference that does not resolve.
     """
-    from mloop.errors import MloopError
-
     resolved = {}
     for variant in spec.variants:
         try:

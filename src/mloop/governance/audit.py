@@ -24,6 +24,7 @@ import orjson
 from sqlalchemy import Connection, select, update
 
 from mloop.errors import ServiceUnavailableError
+from mloop.security.secrets import AUDIT_KEY_FILE, server_secret
 from mloop.settings import Settings
 from mloop.store import Database, open_database
 from mloop.store.bulk import BulkInsert
@@ -345,8 +346,6 @@ _logs_lock = threading.Lock()
 
 def audit_log(settings: Settings) -> AuditLog:
     """The audit chain of these settings' platform database (one object per URL and secret)."""
-    from mloop.security.secrets import AUDIT_KEY_FILE, server_secret
-
     secret = server_secret(settings.audit_secret, settings.home, AUDIT_KEY_FILE)
     key = settings.database_url + "\0" + hashlib.sha256(secret).hexdigest()
     with _logs_lock:

@@ -15,8 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from mloop.errors import MloopError, ValidationError
+from mloop.governance.approvals import ApprovalService
+from mloop.governance.audit import audit_log
 from mloop.governance.gates import CARD_TAG, OWNER_TAG, USE_TAG
+from mloop.governance.validation import validate_version
 from mloop.registry.runs import log_run_artifact
 from mloop.registry.semver import CONTENT_TAG, SEMVER_TAG
 from mloop.registry.service import Registry
@@ -40,8 +45,6 @@ class Card:
 
 def dvc_md5(data_path: str) -> str | None:
     """The md5 DVC recorded for `data_path` (`<file>.dvc`, or a `dvc.lock` above it)."""
-    import yaml
-
     path = Path(data_path)
     sidecar = path.with_name(path.name + ".dvc")
     try:
@@ -65,9 +68,6 @@ def build_card(
     settings: Settings, ref: str, *, owner: str | None = None, intended_use: str | None = None
 ) -> Card:
     """Gather a version's card; owner and intended use default to those already recorded."""
-    from mloop.governance.approvals import ApprovalService
-    from mloop.governance.audit import audit_log
-
     registry = Registry(settings)
     details = registry.get_version(ref)
     owner = owner or details.tags.get(OWNER_TAG) or ""
@@ -99,8 +99,6 @@ def build_card(
     if gated:
         validation, note = gated[-1].gates, f"computed for approval request {gated[-1].id}"
     else:
-        from mloop.governance.validation import validate_version
-
         try:
             validation = [
                 c.to_dict() | {"gate": f"validation.{c.name}"}
@@ -288,8 +286,6 @@ def write_card(
     actor: str = "local",
 ) -> tuple[Card, Path, Path]:
     """Write card.md and card.html under `out`, tag the version and log the files to its run."""
-    from mloop.governance.audit import audit_log
-
     card = build_card(settings, ref, owner=owner, intended_use=intended_use)
     out.mkdir(parents=True, exist_ok=True)
     markdown, page = out / "card.md", out / "card.html"

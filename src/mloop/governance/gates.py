@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import yaml
+
 from mloop.errors import MloopError
 from mloop.governance.policies import Gates
 from mloop.registry.records import VersionDetails
@@ -181,8 +183,6 @@ def drift_gate(
 
 
 def _evaluation_frame(details: VersionDetails, path: str) -> Any:
-    import yaml
-
     from mloop.data.io import read_table
     from mloop.pipeline import dataset
     from mloop.pipeline.config import config_from_dict

@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import httpx
+
 from mloop.settings import Settings
 
 log = logging.getLogger("mloop.governance")
@@ -20,7 +22,6 @@ def notify(settings: Settings, audit: Any, event: str, request: Any) -> bool:
     url = settings.approval_webhook_url
     if not url:
         return False
-    import httpx
 
     body = {"event": event, "request": request.to_dict()}
     try:

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from mloop.errors import ConfigError, NotFoundError
 from mloop.registry.stages import Stage, parse_stage
+from mloop.security.identities import parse_roles
 from mloop.settings import Settings
 
 APPROVABLE = (Stage.STAGING, Stage.PRODUCTION, Stage.ARCHIVED)
@@ -94,8 +95,6 @@ class StagePolicy(_Strict):
     @field_validator("approvers")
     @classmethod
     def _known_roles(cls, value: list[str]) -> list[str]:
-        from mloop.security.identities import parse_roles
-
         return parse_roles(value) if value else []
 
     @property

@@ -16,9 +16,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import yaml
 
+from mloop.data.io import file_sha256, read_table
 from mloop.errors import MloopError
+from mloop.pipeline import dataset
+from mloop.pipeline.config import config_from_dict
 from mloop.registry.records import VersionDetails
+from mloop.registry.resolve import load_model
 from mloop.settings import Settings
 
 SAMPLE_ROWS = 500
@@ -62,12 +67,6 @@ class Check:
 
 def held_out(details: VersionDetails) -> HeldOut:
     """Rebuild the run's train/test split; HeldOutUnavailable says why it cannot."""
-    import yaml
-
-    from mloop.data.io import file_sha256, read_table
-    from mloop.pipeline import dataset
-    from mloop.pipeline.config import config_from_dict
-
     lineage = details.lineage
     path = lineage.get("mloop.data_path")
     recorded = lineage.get("mloop.data_sha256")
@@ -186,8 +185,6 @@ def _latency(model: Any, X: pd.DataFrame, budget_ms: float, calls: int) -> Check
 
 def validate_version(settings: Settings, details: VersionDetails, **budget: Any) -> list[Check]:
     """Rebuild the held-out split of a version and run the suite on its registered model."""
-    from mloop.registry.resolve import load_model
-
     data = held_out(details)
     model = load_model(f"models:/{details.name}/{details.version}", settings)
     return run_suite(model, data.X_test, **budget)

@@ -25,6 +25,7 @@ from sqlalchemy import and_, func, or_, select, update
 
 from mloop.errors import ConflictError, NotFoundError, ValidationError
 from mloop.settings import Settings
+from mloop.store import open_database
 from mloop.store.db import Database
 from mloop.store.jobs import JobRecord
 
@@ -162,8 +163,6 @@ class JobQueue:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> JobQueue:
-        from mloop.store import open_database
-
         return cls(
             open_database(settings),
             lease_seconds=settings.jobs_lease_seconds,

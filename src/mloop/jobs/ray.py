@@ -22,7 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
+import pyarrow.csv as pacsv
 
 from mloop.errors import ValidationError, require
 from mloop.jobs.batch import (
@@ -50,7 +52,6 @@ class _Scorer:
         self.id_column = id_column
 
     def __call__(self, batch: Any) -> Any:
-        import pandas as pd
 
         table = pa.Table.from_pandas(batch, preserve_index=False)
         predictions, rejects, good = score_table(self.model, table, self.id_column)
@@ -136,8 +137,6 @@ def ray_batch_predict(
     wanted = [*features, *([id_name] if id_name else [])]
     blocks = max(concurrency, -(-expected // chunk_rows))  # enough blocks to feed every actor
     if csvs:
-        import pyarrow.csv as pacsv
-
         types = {f.name: pa.string() for f in model.schema.features}
         dataset = ray.data.read_csv(
             csvs,

@@ -19,8 +19,10 @@ from typing import Any, Protocol
 
 from mloop.errors import ServiceUnavailableError
 from mloop.jobs import predict
+from mloop.jobs.local import LocalBackend
 from mloop.jobs.models import ModelCache
 from mloop.jobs.queue import Job, JobQueue
+from mloop.jobs.worker import Worker
 from mloop.model.loader import LoadedModel
 from mloop.monitoring.prediction_log import PredictionBatch
 from mloop.settings import Settings
@@ -34,7 +36,6 @@ def make_backend(queue: JobQueue, settings: Settings, *, worker: Any = None) -> 
         from mloop.jobs.celery import CeleryBackend
 
         return CeleryBackend(queue, settings)
-    from mloop.jobs.local import LocalBackend
 
     return LocalBackend(queue, worker)
 
@@ -79,8 +80,6 @@ class JobService:
             self.queue = self._given_queue or JobQueue.from_settings(self.settings)
             worker = None
             if self.settings.jobs_backend == "local" and self.settings.jobs_embedded_worker:
-                from mloop.jobs.worker import Worker
-
                 models = ModelCache(self.settings, served=lambda: self.state.runtime.model)
                 worker = Worker(self.queue, self.settings, models=models, name="embedded")
             self.backend = make_backend(self.queue, self.settings, worker=worker)

@@ -18,6 +18,7 @@ import pandas as pd
 
 from mloop.errors import MloopError, NotFoundError, ValidationError
 from mloop.model.native import proba_function
+from mloop.model.onnx import load_onnx
 from mloop.model.output import OutputShape, output_rows
 from mloop.model.schema import Feature, InputSchema
 
@@ -84,12 +85,11 @@ def load_model(
     Every failure is an MloopError saying what went wrong. Registered references are resolved
     to a pinned URI by `mloop.registry.resolve.load_model`, which calls this.
     """
-    import mlflow
-    from mlflow.exceptions import MlflowException
+    import mlflow  # lazy: mlflow +1.2 s to import; the server starts without it
 
     try:
         info = mlflow.models.get_model_info(uri)
-    except MlflowException as exc:
+    except mlflow.exceptions.MlflowException as exc:
         raise NotFoundError(f"cannot find model {uri}: {_first_line(exc)}") from exc
     except OSError as exc:
         raise NotFoundError(f"cannot read model {uri}: {exc}") from exc
@@ -116,8 +116,6 @@ def load_model(
             pyfunc = None if native is not None else mlflow.pyfunc.load_model(uri)
             flavor = native_flavor
         elif "onnx" in info.flavors:
-            from mloop.model.onnx import load_onnx
-
             runner, classes = load_onnx(uri, info.metadata)
             native, pyfunc, flavor = None, None, "onnx"
         else:

@@ -16,6 +16,10 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import pandas as pd
+from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
+from sklearn.pipeline import Pipeline
+from sklearn.tree._tree import TREE_LEAF, Tree
 
 ProbaFunction = Callable[[Any], np.ndarray]
 
@@ -49,8 +53,6 @@ def is_fast(model: Any) -> bool:
 
 def _split_pipeline(model: Any) -> tuple[Any, Any]:
     """(final estimator, the transform steps before it or None)."""
-    from sklearn.pipeline import Pipeline
-
     if isinstance(model, Pipeline) and len(model.steps) > 0:
         final = model.steps[-1][1]
         prefix = model[:-1] if len(model.steps) > 1 else None
@@ -60,8 +62,6 @@ def _split_pipeline(model: Any) -> tuple[Any, Any]:
 
 def _forest_path(estimator: Any) -> ProbaFunction | None:
     """Direct tree walk for single-output forest classifiers; None for anything else."""
-    from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
-
     if type(estimator) not in (RandomForestClassifier, ExtraTreesClassifier):
         return None
     if getattr(estimator, "n_outputs_", 1) != 1 or not hasattr(estimator, "estimators_"):
@@ -130,8 +130,6 @@ class JoinedForest:
 
     @classmethod
     def _join(cls, trees: list[Any], n_classes: int) -> JoinedForest:
-        from sklearn.tree._tree import TREE_LEAF, Tree
-
         states = [t.__getstate__() for t in trees]
         sizes = [state["node_count"] for state in states]
         routers = len(trees) - 1  # a balanced binary tree with one leaf per tree
@@ -194,8 +192,6 @@ def _numeric_block(X: Any, expected: tuple[str, ...] | None) -> np.ndarray | Non
     cast (sklearn's checks would pass it unchanged) skips `_validate_X_predict`, which costs
     about 0.45 ms per call. Anything else returns None and goes through sklearn's checks.
     """
-    import pandas as pd
-
     if expected is None or not isinstance(X, pd.DataFrame):
         return None
     columns = X.columns

@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from mloop.errors import require
 
@@ -20,7 +21,7 @@ MATRIX_INPUT = "input"  # the single float matrix input of a graph without per-c
 def load_onnx(uri: str, metadata: dict[str, Any] | None) -> tuple[Any, list[Any] | None]:
     """(runner(frame) -> (labels, probabilities), classes) for the ONNX model at `uri`."""
     ort = require("onnxruntime", "onnx")
-    import mlflow.onnx
+    import mlflow.onnx  # lazy: mlflow +1.2 s to import, and onnx is the optional extra mloop[onnx]
 
     proto = mlflow.onnx.load_model(uri)
     options = ort.SessionOptions()
@@ -47,8 +48,6 @@ def load_onnx(uri: str, metadata: dict[str, Any] | None) -> tuple[Any, list[Any]
 def feeds(session_inputs: list[Any], frame: Any) -> dict[str, np.ndarray]:
     """onnxruntime inputs from a validated frame: float32 columns (NaN for missing) and
     strings ("" for missing), or one float32 matrix."""
-    import pandas as pd
-
     if len(session_inputs) == 1 and session_inputs[0].name == MATRIX_INPUT:
         return {MATRIX_INPUT: frame.to_numpy(dtype=np.float32, na_value=np.nan)}
     out = {}

@@ -14,6 +14,7 @@ import math
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from mloop.errors import MloopError, ValidationError
 from mloop.model.loader import LoadedModel
@@ -85,6 +86,7 @@ def synthesized_rows(schema: InputSchema) -> list[dict[str, Any]]:
 def _input_example(model: LoadedModel) -> list[Any] | None:
     """Up to WARM_UP_ROWS rows of the model's logged input example as JSON values, or None."""
     try:
+        # lazy: mlflow +1.2 s to import; the server starts without it
         from mlflow.models import Model
 
         example = Model.load(model.uri).load_input_example(model.uri)
@@ -93,7 +95,6 @@ def _input_example(model: LoadedModel) -> list[Any] | None:
         return None
     if example is None:
         return None
-    import pandas as pd
 
     if isinstance(example, dict):
         example = pd.DataFrame(example if _columnar(example) else [example])
@@ -117,8 +118,6 @@ def _plain(value: Any) -> Any:
         return None
     if hasattr(value, "isoformat"):
         try:
-            import pandas as pd
-
             if pd.isna(value):
                 return None
         except (TypeError, ValueError):

@@ -29,6 +29,7 @@ from itertools import chain
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from mloop.background import BackgroundQueue
@@ -284,8 +285,6 @@ class LiveDriftMonitor:
 
     def _count(self, items: list[tuple[PredictionBatch, Any]]) -> None:
         """Count queued batches, grouped by model version, with one vectorised call per group."""
-        import pandas as pd
-
         groups: dict[tuple[str, str], list[tuple[PredictionBatch, Any]]] = {}
         for batch, frame in items:
             groups.setdefault((batch.model_name, batch.model_version), []).append((batch, frame))

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 from prometheus_client import CollectorRegistry, Gauge
+from sklearn.metrics import accuracy_score, precision_recall_fscore_support, roc_auc_score
 from sqlalchemy import func, select
 
 from mloop.registry.runs import training_run
@@ -76,8 +77,6 @@ def classification_quality(
     actual: list[Any], predicted: list[Any], probability: list[float | None]
 ) -> dict[str, float]:
     """Accuracy, precision, recall, F1 (binary on the positive class, else weighted) and ROC AUC."""
-    from sklearn.metrics import accuracy_score, precision_recall_fscore_support, roc_auc_score
-
     y_true = np.asarray([str(a) for a in actual], dtype=object)
     y_pred = np.asarray([str(p) for p in predicted], dtype=object)
     classes = sorted(set(actual) | set(predicted), key=_class_order)

@@ -21,7 +21,10 @@ from mloop.monitoring.live import LiveDriftMonitor
 from mloop.monitoring.notify import Notifier
 from mloop.monitoring.quality import QualityMonitor
 from mloop.monitoring.retrain import RetrainWorker
+from mloop.registry.profile_store import load_profile
 from mloop.registry.runs import version_run_id
+from mloop.registry.tracking import configure_mlflow
+from mloop.store import open_database
 
 log = logging.getLogger("mloop.monitoring")
 
@@ -52,9 +55,6 @@ class MonitoringService:
         self._profiles: dict[tuple[str, str], tuple[Any, list[Any] | None]] = {}
 
     def start(self) -> None:
-        from mloop.registry.tracking import configure_mlflow
-        from mloop.store import open_database
-
         settings = self.state.settings
         database = open_database(settings)
         configure_mlflow(settings)
@@ -110,8 +110,6 @@ class MonitoringService:
         return self._profiles[key]
 
     def _load_profile(self, name: str, version: str) -> tuple[Any, list[Any] | None]:
-        from mloop.registry.profile_store import load_profile
-
         model = self.state.runtime.model
         if model is not None and (model.name, model.version) == (name, version):
             run_id, classes = model.run_id, model.classes

@@ -13,8 +13,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import mlflow
+import mlflow.sklearn
 import numpy as np
 import pandas as pd
+from mlflow.models import infer_signature
 from sklearn.pipeline import Pipeline
 
 from mloop.data.io import read_table
@@ -29,7 +32,7 @@ from mloop.pipeline.evaluate import (
     metrics_for_task,
     regression_metrics,
 )
-from mloop.pipeline.lineage import lineage_tags
+from mloop.pipeline.lineage import lineage_tags, package_versions
 from mloop.pipeline.models import CLASSIFICATION, REGRESSION, make_estimator
 from mloop.registry.profile_store import log_profile
 from mloop.registry.semver import check_change
@@ -86,8 +89,6 @@ def train(
     when it is governance's, see `mloop.governance.governed.governed_registry`). Without a
     `registry`, one on `settings` that records nothing.
     """
-    import mlflow  # start-up cost: importing mlflow takes seconds
-
     config = config or TrainConfig()
     settings = settings or (registry.settings if registry is not None else get_settings())
     step = on_step or (lambda _name: None)
@@ -224,9 +225,6 @@ def _clip(text: str, limit: int) -> str:
 
 def _log_model(pipeline: Pipeline, X_train: pd.DataFrame):
     """Log the pipeline with a signature of the raw input columns and a few raw example rows."""
-    import mlflow
-    from mlflow.models import infer_signature
-
     # The whole training split, so every column that has a missing value there is optional.
     signature = infer_signature(X_train, pipeline.predict(X_train.head(EXAMPLE_ROWS)))
     example = X_train.head(EXAMPLE_ROWS)
@@ -264,10 +262,6 @@ def _requirements() -> list[str]:
     Inference imports the model in a subprocess (seconds per run); the pipeline's needs are
     known: scikit-learn and cloudpickle, pandas and numpy, and mloop for the feature steps.
     """
-    import mlflow.sklearn
-
-    from mloop.pipeline.lineage import package_versions
-
     versions = package_versions()
     pins = list(mlflow.sklearn.get_default_pip_requirements(include_cloudpickle=True))
     pins += [f"{name}=={versions[name]}" for name in ("pandas", "numpy", "mloop")]

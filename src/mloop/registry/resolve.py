@@ -54,6 +54,7 @@ def resolve_ref(ref: ModelRef, settings: Settings) -> ResolvedModel:
     """
     if ref.alias is None:
         return ResolvedModel(ref.name, str(ref.version), ref.uri)
+    # lazy: mlflow +1.2 s to import; the server starts without it
     from mlflow.exceptions import MlflowException
 
     try:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+import logging
+from contextlib import redirect_stderr
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -11,7 +14,7 @@ from mloop.settings import Settings, get_settings
 
 def configure_mlflow(settings: Settings | None = None) -> Settings:
     """Set MLflow's tracking and registry URIs from settings; create the local folders."""
-    import mlflow
+    import mlflow  # lazy: mlflow +1.2 s to import; the server starts without it
 
     settings = settings or get_settings()
     settings.ensure_home()
@@ -22,7 +25,7 @@ def configure_mlflow(settings: Settings | None = None) -> Settings:
 
 def ensure_experiment(name: str, settings: Settings | None = None) -> str:
     """Return the id of experiment `name`, creating it with mloop's artifact root."""
-    import mlflow
+    import mlflow  # lazy: mlflow +1.2 s to import; the server starts without it
 
     settings = configure_mlflow(settings)
     client = mlflow.MlflowClient()
@@ -40,11 +43,7 @@ def register_version(model_uri: str, name: str, tags: dict[str, str]) -> str:
     MLflow prints "Successfully registered model ..." to stderr itself (its `eprint`, not
     logging); those lines go to mloop's log at debug level instead of the user's terminal.
     """
-    import io
-    import logging
-    from contextlib import redirect_stderr
-
-    import mlflow
+    import mlflow  # lazy: mlflow +1.2 s to import; the server starts without it
 
     captured = io.StringIO()
     with redirect_stderr(captured):
@@ -64,6 +63,6 @@ def client_for(settings: Settings) -> Any:
 
 @lru_cache(maxsize=16)
 def _client(uri: str) -> Any:
-    import mlflow
+    import mlflow  # lazy: mlflow +1.2 s to import; the server starts without it
 
     return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)

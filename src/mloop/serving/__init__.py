@@ -20,7 +20,7 @@ _WHERE = {
 
 def __getattr__(name: str) -> Any:
     if name in _WHERE:
-        import importlib
+        import importlib  # lazy: this facade stays free of imports until a name is used
 
         return getattr(importlib.import_module(_WHERE[name]), name)
     raise AttributeError(f"module 'mloop.serving' has no attribute {name!r}")

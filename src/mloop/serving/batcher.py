@@ -33,6 +33,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from mloop.errors import DeadlineExceededError, MloopError
 from mloop.model.loader import LoadedModel
@@ -262,8 +263,6 @@ class Batcher:
         chosen = [batch[i] for i in answered]
         results = [outcome.results[i] for i in answered]
         if outcome.retried or outcome.frame is None:
-            import pandas as pd
-
             frames = [outcome.frames[i] for i in answered]
             frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
         elif len(answered) == len(batch):

@@ -84,6 +84,7 @@ def _check_sklearn_tree() -> str | None:
 
 def _httptools_protocol() -> Any:
     try:
+        # lazy: whether this private module still exists is what the probe checks
         from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
     except ImportError:
         return None

@@ -16,6 +16,7 @@ from prometheus_client import (
     Gauge,
     Histogram,
     generate_latest,
+    multiprocess,
 )
 
 from mloop.errors import DeadlineExceededError, UserError
@@ -210,8 +211,6 @@ class ServingMetrics:
     def render(self) -> bytes:
         """The Prometheus text exposition of this app (of every worker in multiprocess mode)."""
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-            from prometheus_client import multiprocess
-
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)
             return generate_latest(registry)

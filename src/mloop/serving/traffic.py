@@ -24,6 +24,7 @@ from typing import Any
 
 from mloop.deploy.canary import CanaryDriver, Observation
 from mloop.deploy.router import TrafficRouter
+from mloop.deploy.service import DeploymentService
 from mloop.deploy.spec import DeploymentSpec, parse_spec
 from mloop.errors import MloopError, NotFoundError
 from mloop.serving.live_counts import LiveCounts
@@ -92,8 +93,6 @@ class Traffic:
     @property
     def service(self) -> Any:
         if self._service is None:
-            from mloop.deploy.service import DeploymentService
-
             self._service = DeploymentService(self.settings)
         return self._service
 

@@ -49,8 +49,8 @@ class Database:
         Each feature area adds its tables in its own revision off `0001`, so the tree may have
         several heads; all of them are applied.
         """
-        from alembic import command
-        from alembic.config import Config
+        from alembic import command  # lazy: Alembic loads only when a database is opened
+        from alembic.config import Config  # lazy: as above
 
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))

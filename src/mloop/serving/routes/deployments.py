@@ -26,6 +26,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, Response
 
+from mloop.deploy.report import build_report
+from mloop.deploy.report_html import render
 from mloop.deploy.service import DeploymentService
 from mloop.errors import ServiceUnavailableError, ValidationError
 from mloop.security.access import Role, requires
@@ -189,8 +191,6 @@ async def report(
     min_labels: int = 30,
 ) -> Response:
     """Per-variant traffic, latency, accuracy with CIs, a significance test, a recommendation."""
-    from mloop.deploy.report import build_report
-    from mloop.deploy.report_html import render
 
     service = _service(request)
     live = _live(request)

@@ -11,6 +11,8 @@ GET  /audit/export[?since=&action=] JSON lines
 
 from __future__ import annotations
 
+import io
+
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
@@ -18,9 +20,12 @@ from starlette.responses import Response
 
 from mloop.errors import AuthenticationError, ServiceUnavailableError
 from mloop.governance.approvals import ApprovalService
+from mloop.governance.audit import audit_log
+from mloop.governance.timeparse import parse_since
 from mloop.security.access import Role, requires
 from mloop.security.auth import caller
 from mloop.serving.handlers import json_response
+from mloop.serving.routes.models import refresh_model
 from mloop.serving.state import serving_state
 
 router = APIRouter(tags=["governance"])
@@ -119,7 +124,6 @@ async def reject(request: Request, request_id: str, body: RejectBody) -> Respons
 @router.get("/audit/verify", dependencies=[requires(Role.COMPLIANCE)])
 async def verify(request: Request) -> Response:
     """Verify the audit chain: `ok`, rows checked, and the first broken row if any."""
-    from mloop.governance.audit import audit_log
 
     log = audit_log(serving_state(request).settings)
     report = await run_in_threadpool(log.verify)
@@ -129,10 +133,6 @@ async def verify(request: Request) -> Response:
 @router.get("/audit/export", dependencies=[requires(Role.COMPLIANCE)])
 async def export(request: Request, since: str | None = None, action: str | None = None) -> Response:
     """Audit rows as JSON lines (`application/x-ndjson`), from `since` (ISO 8601) on."""
-    import io
-
-    from mloop.governance.audit import audit_log
-    from mloop.governance.timeparse import parse_since
 
     start = parse_since(since) if since else None
     log = audit_log(serving_state(request).settings)
@@ -143,7 +143,6 @@ async def export(request: Request, since: str | None = None, action: str | None 
 
 async def _hot_swap(request: Request, done) -> None:
     """Hot-swap this server's references of the model when a promotion moved an alias."""
-    from mloop.serving.routes.models import refresh_model
 
     if done.status == "promoted":
         await refresh_model(request, done.model_name)

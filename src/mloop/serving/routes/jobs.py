@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from mloop.errors import MloopError, ValidationError
+from mloop.errors import MloopError, ServiceUnavailableError, ValidationError
 from mloop.jobs.queue import STATUSES
 from mloop.jobs.service import JobService
 from mloop.security.access import Role, requires
@@ -65,8 +65,6 @@ JOB_ERRORS: dict[int | str, dict[str, Any]] = {
 def job_service(request: Request) -> JobService:
     service = getattr(request.app.state, "mloop_jobs", None)
     if service is None:
-        from mloop.errors import ServiceUnavailableError
-
         raise ServiceUnavailableError("async jobs are not enabled on this server")
     return service
 

@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from mloop.errors import ServiceUnavailableError
+from mloop.governance.approvals import known_stage
 from mloop.registry.service import Registry
 from mloop.security.access import Role, requires
 from mloop.security.auth import caller
@@ -53,7 +54,6 @@ def _registry(request: Request) -> Registry:
 @router.post("/models/{name}/versions/{version}/promote", dependencies=[requires(Role.ML_LEAD)])
 async def promote(request: Request, name: str, version: str, body: PromoteBody) -> Response:
     """Move a version to a stage (409 when the stage's policy needs an approval not given)."""
-    from mloop.governance.approvals import known_stage
 
     stage = known_stage(body.stage)
     moved = await run_in_threadpool(
@@ -72,7 +72,6 @@ async def promote(request: Request, name: str, version: str, body: PromoteBody) 
 @router.post("/models/{name}/rollback", dependencies=[requires(Role.ML_LEAD)])
 async def rollback(request: Request, name: str, body: RollbackBody | None = None) -> Response:
     """Give the stage back to the version its holder replaced."""
-    from mloop.governance.approvals import known_stage
 
     body = body or RollbackBody()
     stage = known_stage(body.stage)

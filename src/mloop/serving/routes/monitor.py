@@ -21,6 +21,7 @@ from mloop.serving.api_models import ERRORS
 from mloop.serving.body import parse_object, read_body
 from mloop.serving.handlers import json_response
 from mloop.serving.state import serving_state
+from mloop.stats.binned import compare
 
 router = APIRouter(tags=["monitoring"])
 MAX_DRIFT_ROWS = 100_000
@@ -73,7 +74,6 @@ async def drift_of_rows(request: Request) -> Response:
 
 
 def _rows_report(service: Any, model: Any, rows: list[Any]) -> dict[str, Any]:
-    from mloop.stats.binned import compare
 
     profile, _ = service.profile_for(model.name, model.version)
     if profile is None:

@@ -29,6 +29,7 @@ from mloop.security.access import Role, requires
 from mloop.serving.body import parse_json
 from mloop.serving.inference import count_refused, infer_counted, request_timeout
 from mloop.serving.routes import DATA_PLANE
+from mloop.serving.routes.predict import refused
 from mloop.serving.state import ServingState, serving_state
 
 router = APIRouter(tags=["predict"])
@@ -62,8 +63,6 @@ async def predict_stream(request: Request) -> Response:
         timeout = request_timeout(request, state)
         state.runtime.require()
     except MloopError as exc:
-        from mloop.serving.routes.predict import refused
-
         return refused(state, exc, rows=1)
     return NDJSONStream(_answers(request, state, timeout))
 
