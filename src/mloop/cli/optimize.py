@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from mloop.cli.console import console
+from mloop.cli.console import console, step_progress
 from mloop.settings import get_settings
 
 _STAGES = {"load": "loading the model", "convert": "converting to ONNX (skl2onnx)"}
@@ -34,8 +34,7 @@ def optimize(
 
     Example: mloop optimize churn/1 --data holdout.csv
     """
-    from mloop.cli.console import step_progress
-    from mloop.optimize import optimize as run
+    from mloop.optimize import optimize as run  # lazy: +0.5 s at CLI start-up
 
     settings = get_settings()
     with step_progress() as progress:

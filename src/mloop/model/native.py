@@ -17,9 +17,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
-from sklearn.pipeline import Pipeline
-from sklearn.tree._tree import TREE_LEAF, Tree
 
 ProbaFunction = Callable[[Any], np.ndarray]
 
@@ -53,6 +50,9 @@ def is_fast(model: Any) -> bool:
 
 def _split_pipeline(model: Any) -> tuple[Any, Any]:
     """(final estimator, the transform steps before it or None)."""
+    # lazy: sklearn +1.0 s to import (batch-predict, model loads); only sklearn models need it
+    from sklearn.pipeline import Pipeline
+
     if isinstance(model, Pipeline) and len(model.steps) > 0:
         final = model.steps[-1][1]
         prefix = model[:-1] if len(model.steps) > 1 else None
@@ -62,6 +62,9 @@ def _split_pipeline(model: Any) -> tuple[Any, Any]:
 
 def _forest_path(estimator: Any) -> ProbaFunction | None:
     """Direct tree walk for single-output forest classifiers; None for anything else."""
+    # lazy: sklearn +1.0 s to import (batch-predict, model loads); only sklearn models need it
+    from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
+
     if type(estimator) not in (RandomForestClassifier, ExtraTreesClassifier):
         return None
     if getattr(estimator, "n_outputs_", 1) != 1 or not hasattr(estimator, "estimators_"):
@@ -130,6 +133,9 @@ class JoinedForest:
 
     @classmethod
     def _join(cls, trees: list[Any], n_classes: int) -> JoinedForest:
+        # lazy: sklearn +1.0 s to import (batch-predict, model loads); only sklearn models need it
+        from sklearn.tree._tree import TREE_LEAF, Tree
+
         states = [t.__getstate__() for t in trees]
         sizes = [state["node_count"] for state in states]
         routers = len(trees) - 1  # a balanced binary tree with one leaf per tree

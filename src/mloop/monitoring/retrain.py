@@ -25,7 +25,6 @@ from sqlalchemy import select, update
 from mloop.background import BackgroundQueue
 from mloop.errors import MloopError, NotFoundError
 from mloop.governance.governed import governed_registry
-from mloop.pipeline.config import config_from_dict, load_config
 from mloop.registry.runs import run_record, version_run_id
 from mloop.registry.tracking import configure_mlflow
 from mloop.settings import Settings
@@ -216,6 +215,9 @@ class RetrainWorker:
 def training_config(settings: Settings, name: str, version: str):
     """The TrainConfig a registered version was trained with (artifact, else run tag)."""
     import mlflow  # lazy: mlflow +1.2 s to import; the server starts without it
+
+    # lazy: +30 ms at server start-up (mloop.pipeline, sklearn.compose), only when retraining
+    from mloop.pipeline.config import config_from_dict, load_config
 
     try:
         run_id = version_run_id(settings, name, version)

@@ -13,8 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
+from mloop.data import read_table
 from mloop.errors import CriteriaNotMetError, NotFoundError, ValidationError, require
+from mloop.model.onnx import feeds
+from mloop.model.schema import InputSchema
+from mloop.registry.resolve import resolve_model
+from mloop.registry.tracking import configure_mlflow, ensure_experiment, register_version
 from mloop.settings import Settings
 
 __all__ = ["OptimizeResult", "ParityError", "optimize"]
@@ -52,15 +58,13 @@ def optimize(
     progress: Any = None,
 ) -> OptimizeResult:
     """Convert, check parity, register. `progress(step)` is called before each stage."""
-    import mlflow
-
-    from mloop.model.schema import InputSchema
-    from mloop.optimize.convert import to_onnx
-    from mloop.registry.resolve import resolve_model
-    from mloop.registry.tracking import configure_mlflow, ensure_experiment, register_version
+    import mlflow  # lazy: mlflow +1.2 s to import; the server starts without it
 
     require("onnxruntime", "onnx")
     require("skl2onnx", "onnx")
+    # lazy: imports skl2onnx, the optional extra mloop[onnx] checked just above
+    from mloop.optimize.convert import to_onnx
+
     step = progress or (lambda _name: None)
     configure_mlflow(settings)
     resolved = resolve_model(reference, settings)
@@ -136,10 +140,7 @@ def optimize(
 
 def run_onnx(model_bytes: bytes, frame: Any) -> tuple[np.ndarray, np.ndarray | None]:
     """Labels and probabilities (float64) from an ONNX model on a validated frame."""
-    import onnxruntime as ort
-
-    from mloop.model.onnx import feeds
-
+    ort = require("onnxruntime", "onnx")
     session = ort.InferenceSession(model_bytes, providers=["CPUExecutionProvider"])
     outputs = session.run(None, feeds(session.get_inputs(), frame))
     labels = np.asarray(outputs[0]).reshape(-1)
@@ -149,18 +150,14 @@ def run_onnx(model_bytes: bytes, frame: Any) -> tuple[np.ndarray, np.ndarray | N
 
 def _held_out(uri: str, schema: Any, data: Path | None, rows: int) -> Any:
     """Rows to compare on: `data` (held-out rows, signature columns) or the logged example."""
-    import pandas as pd
-
     if data is not None:
-        from mloop.data import read_table
-
         table = read_table(data)
         missing = [c for c in schema.names if c not in table.columns]
         if missing:
             raise ValidationError(f"{data} has no column(s) {', '.join(missing)}")
         table = table.loc[:, list(schema.names)].head(rows)
     else:
-        import mlflow
+        import mlflow  # lazy: mlflow +1.2 s to import; the server starts without it
 
         local = mlflow.artifacts.download_artifacts(uri)
         table = mlflow.models.Model.load(local).load_input_example(local)

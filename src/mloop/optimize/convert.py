@@ -3,6 +3,9 @@
 A Pipeline that starts with a ColumnTransformer gets one ONNX input per raw column (float for
 numbers, string for text and dates), like the served signature. Any other model gets one float
 matrix input of all columns. Classifiers output `label` and `probabilities` (no ZipMap).
+
+Needs the optional extra `mloop[onnx]` (skl2onnx): `mloop.optimize.optimize` checks it is
+installed, then imports this module.
 """
 
 from __future__ import annotations
@@ -11,9 +14,19 @@ import copy
 from collections.abc import Iterator
 from typing import Any
 
+from skl2onnx import convert_sklearn
+from skl2onnx._supported_operators import sklearn_operator_name_map
+from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType, StringTensorType
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import Pipeline
+
 from mloop.errors import ValidationError
+from mloop.features.transformers import CategoryCleaner
 from mloop.model.onnx import MATRIX_INPUT
 from mloop.model.schema import InputSchema
+from mloop.optimize import converters
+from mloop.optimize.converters import Float32Round
 
 NUMERIC = {"double", "float", "long", "integer"}
 TEXT = {"string", "datetime"}
@@ -25,11 +38,6 @@ class ConversionError(ValidationError):
 
 def to_onnx(model: Any, schema: InputSchema) -> Any:
     """The ONNX ModelProto of `model`; ConversionError naming the step that cannot convert."""
-    from skl2onnx import convert_sklearn
-    from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType, StringTensorType
-
-    from mloop.optimize import converters
-
     converters.register()
     converters.register_internal()
     _check_steps(model)
@@ -73,12 +81,6 @@ def to_onnx(model: Any, schema: InputSchema) -> Any:
 def prepare(model: Any) -> Any:
     """A copy with ONNX-equivalent settings: string imputers after CategoryCleaner treat ""
     (how missing categories reach ONNX) as missing."""
-    from sklearn.impute import SimpleImputer
-    from sklearn.pipeline import Pipeline
-
-    from mloop.features.transformers import CategoryCleaner
-    from mloop.optimize.converters import Float32Round
-
     prepared = copy.deepcopy(model)
     if isinstance(prepared, Pipeline) and _is_tree_model(prepared.steps[-1][1]):
         prepared.steps.insert(len(prepared.steps) - 1, ("round32", Float32Round()))
@@ -92,10 +94,6 @@ def prepare(model: Any) -> Any:
 
 def _check_steps(model: Any) -> None:
     """Refuse, naming the step, when skl2onnx has no converter for a step's class."""
-    from skl2onnx._supported_operators import sklearn_operator_name_map
-    from sklearn.compose import ColumnTransformer
-    from sklearn.pipeline import Pipeline
-
     for path, step in _walk(model):
         if isinstance(step, Pipeline | ColumnTransformer | str):  # "drop", "passthrough"
             continue
@@ -109,9 +107,6 @@ def _check_steps(model: Any) -> None:
 
 def _walk(model: Any, path: str = "model") -> Iterator[tuple[str, Any]]:
     """Every estimator inside `model` (pipelines and column transformers included)."""
-    from sklearn.compose import ColumnTransformer
-    from sklearn.pipeline import Pipeline
-
     yield path, model
     if isinstance(model, Pipeline):
         for name, step in model.steps:
@@ -122,9 +117,6 @@ def _walk(model: Any, path: str = "model") -> Iterator[tuple[str, Any]]:
 
 
 def _starts_with_columns(model: Any) -> bool:
-    from sklearn.compose import ColumnTransformer
-    from sklearn.pipeline import Pipeline
-
     first = model.steps[0][1] if isinstance(model, Pipeline) else model
     return isinstance(first, ColumnTransformer)
 

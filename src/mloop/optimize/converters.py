@@ -8,12 +8,21 @@
   day of week from the civil-date algorithm. A value that is not `YYYY-MM-DD[ T]hh:mm[:ss]`
   (optionally ending in Z) gives NaN parts, as an unparseable date does in Python. Offsets
   such as `+02:00`, which Python converts to UTC, are treated as unparseable here.
+
+Imported only through `mloop.optimize.convert`, which `optimize` imports after checking that
+the optional extra `mloop[onnx]` is installed; so skl2onnx and onnx are imported at the top.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from onnx import TensorProto
+from skl2onnx import update_registered_converter
+from skl2onnx.common.data_types import DoubleTensorType, StringTensorType
 from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.impute import SimpleImputer
+
+from mloop.features.transformers import CategoryCleaner, DateParts, IQRClipper
 
 DATE_PATTERN = r"\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?Z?"
 OPSET = 20
@@ -21,10 +30,6 @@ OPSET = 20
 
 def register() -> None:
     """Teach skl2onnx mloop's steps (idempotent)."""
-    from skl2onnx import update_registered_converter
-
-    from mloop.features.transformers import CategoryCleaner, DateParts, IQRClipper
-
     update_registered_converter(
         IQRClipper,
         "MloopIQRClipper",
@@ -46,8 +51,6 @@ def register() -> None:
 
 def _string_parser(scope, model, inputs, custom_parsers=None):
     """Declare CategoryCleaner's output as strings, so the imputer after it stays on strings."""
-    from skl2onnx.common.data_types import StringTensorType
-
     operator = scope.declare_local_operator("MloopCategoryCleaner", model)
     operator.inputs = inputs
     output = scope.declare_local_variable("cleaned", StringTensorType())
@@ -59,8 +62,6 @@ def _double_parser(alias: str):
     """A parser declaring a float64 output (numbers stay in double precision, as in Python)."""
 
     def parse(scope, model, inputs, custom_parsers=None):
-        from skl2onnx.common.data_types import DoubleTensorType
-
         operator = scope.declare_local_operator(alias, model)
         operator.inputs = inputs
         operator.outputs.append(scope.declare_local_variable("out", DoubleTensorType()))
@@ -79,15 +80,11 @@ def _same_shape_float(operator) -> None:
 
 
 def _same_shape(operator) -> None:
-    from skl2onnx.common.data_types import StringTensorType
-
     n = operator.inputs[0].get_first_dimension()
     operator.outputs[0].type = StringTensorType([n, operator.raw_operator.n_features_in_])
 
 
 def _date_shape(operator) -> None:
-    from skl2onnx.common.data_types import DoubleTensorType
-
     n = operator.inputs[0].get_first_dimension()
     operator.outputs[0].type = DoubleTensorType([n, 6 * len(operator.raw_operator.columns_)])
 
@@ -228,8 +225,6 @@ def _split(scope, container, text: str, delimiter: str, maxsplit: int) -> str:
 
 
 def _string_const(scope, container, value: str) -> str:
-    from onnx import TensorProto
-
     name = scope.get_unique_variable_name("text")
     container.add_initializer(name, TensorProto.STRING, [], [value.encode()])
     return name
@@ -248,9 +243,6 @@ class Float32Round(TransformerMixin, BaseEstimator):
 
 def register_internal() -> None:
     """Converters for the ONNX copy only: double-precision imputer and the float32 rounding."""
-    from skl2onnx import update_registered_converter
-    from sklearn.impute import SimpleImputer
-
     update_registered_converter(
         Float32Round, "MloopFloat32Round", _same_shape_float, _round32,
         parser=_double_parser("MloopFloat32Round"),
@@ -285,8 +277,6 @@ def _imputer(scope, operator, container) -> None:
         x = operator.inputs[0].full_name
     string = "String" in type(operator.inputs[0].type).__name__
     if string:
-        from onnx import TensorProto
-
         fill = scope.get_unique_variable_name("fill")
         values = [str(v).encode() for v in step.statistics_]
         container.add_initializer(fill, TensorProto.STRING, [len(values)], values)
