@@ -19,6 +19,7 @@ from mloop import errors
         (errors.PayloadTooLargeError, 413, 2),
         (errors.CriteriaNotMetError, 422, 5),
         (errors.ServiceUnavailableError, 503, 6),
+        (errors.ModelIntegrityError, 409, 10),
     ],
 )
 def test_status_and_exit_code(cls, status, code):

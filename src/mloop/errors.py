@@ -14,6 +14,7 @@ so one exception means the same thing on both surfaces. Anything not in this tre
     ├── ServiceUnavailableError     503  exit 6   a model or a backing service is not ready
     ├── DeadlineExceededError       504  exit 6   a prediction missed its deadline
     ├── MissingExtraError           500  exit 7   an optional dependency is not installed
+    ├── ModelIntegrityError         409  exit 10  a model's files differ from its recorded digest
     └── SecurityError               401  exit 8   (base of the security layer's errors)
         ├── AuthenticationError     401  exit 8   missing, bad, expired or tampered credentials
         ├── PermissionDeniedError   403  exit 8   the identity lacks the role the action needs
@@ -114,6 +115,24 @@ class MissingExtraError(MloopError):
             f"{package} is not installed",
             hint=f"pip install 'mloop[{extra}]'",
         )
+
+
+class ModelIntegrityError(MloopError):
+    """A model version's files do not match the content digest recorded at registration.
+
+    Carries `name`, `version`, `expected` and `found` (hex sha256) for the audit record.
+    """
+
+    http_status = 409
+    exit_code = 10
+
+    def __init__(self, name: str, version: str, *, expected: str, found: str) -> None:
+        super().__init__(
+            f"model {name} version {version} was changed after registration: its files have "
+            f"sha256 {found}, the registry recorded {expected}",
+            hint="re-register the model from its training run, or restore the artifact files",
+        )
+        self.name, self.version, self.expected, self.found = name, version, expected, found
 
 
 class SecurityError(MloopError):

@@ -34,6 +34,10 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Address `mloop serve` binds to.")
     port: int = Field(8000, ge=0, le=65535, description="Port `mloop serve` listens on.")
     workers: int = Field(1, ge=1, le=64, description="Server worker processes.")
+    ssl_certfile: Path | None = Field(
+        None, description="PEM certificate (chain) `mloop serve` answers HTTPS with."
+    )
+    ssl_keyfile: Path | None = Field(None, description="PEM private key of `ssl_certfile`.")
     max_batch_rows: int = Field(1000, ge=1, description="Largest /predict/batch request.")
     max_body_bytes: int = Field(
         16 * 1024 * 1024, ge=1024, description="Largest request body, in bytes."

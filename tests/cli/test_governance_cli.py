@@ -52,7 +52,7 @@ def test_users_keys_and_tokens(home):
     assert token.exit_code == 0 and token.stdout.count(".") == 2
     # a non-admin identity may not manage identities
     denied = run("users", "disable", "frank", "--as", "bob")
-    assert denied.exit_code == 8 and "needs admin or security" in denied.output
+    assert denied.exit_code == 8 and "needs the role 'security'" in denied.output
     assert run("keys", "revoke", made["key_id"], "--as", "root").exit_code == 0
     assert run("keys", "revoke", made["key_id"]).exit_code == 4
     assert run("keys", "revoke", "ffffffffffff").exit_code == 3

@@ -11,7 +11,9 @@ from typer.testing import CliRunner
 
 from mloop.cli.main import app
 from mloop.registry.tracking import configure_mlflow, ensure_experiment
+from mloop.security.identities import IdentityStore
 from mloop.settings import Settings
+from mloop.store import open_database
 from tests.support.env import home_env
 
 runner = CliRunner()
@@ -28,6 +30,10 @@ def cli_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
         configure_mlflow(settings)
         mlflow.set_experiment(experiment_id=ensure_experiment("cli-tests", settings))
         features, target = load_iris(return_X_y=True)
+        database = open_database(settings)
+        for person in ("ci", "alice", "bob"):  # `--as` names an identity holding ml_lead
+            if IdentityStore(database).find(person) is None:
+                IdentityStore(database).add(person, ["ml_lead"], actor="test")
         with mlflow.start_run():
             mlflow.log_params({"C": 1.0})
             mlflow.log_metric("accuracy", 0.97)
@@ -105,7 +111,7 @@ def test_promote_prints_what_moved_and_what_got_archived(make_model) -> None:
 
 def test_promote_json(make_model) -> None:
     name = make_model(1)
-    result = invoke("promote", name, "1", "--stage", "Staging", "--actor", "ci", "--json")
+    result = invoke("promote", name, "1", "--stage", "Staging", "--as", "ci", "--json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.raw)
     assert data["model_name"] == name and data["version"] == "1"
@@ -161,8 +167,8 @@ def test_show_defaults_to_the_latest_version_and_shows_lineage(make_model) -> No
 def test_history_table_and_json(make_model) -> None:
     name = make_model(2)
     assert "No stage changes recorded" in invoke("history", name).output
-    invoke("promote", name, "1", "--stage", "Production", "--actor", "alice")
-    invoke("promote", name, "2", "--stage", "Production", "--actor", "bob")
+    invoke("promote", name, "1", "--stage", "Production", "--as", "alice")
+    invoke("promote", name, "2", "--stage", "Production", "--as", "bob")
     table = invoke("history", name)
     assert table.exit_code == 0, table.output
     assert "alice" in table.output and "bob" in table.output

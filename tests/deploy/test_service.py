@@ -35,7 +35,7 @@ def test_apply_creates_then_revises_and_status_resolves_versions(service):
     rows = {v["variant"]: v for v in status["variants"]}
     assert rows["control"]["version"] == "1" and rows["control"]["share"] == 70
     assert rows["challenger"]["version"] == "2" and rows["challenger"]["share"] == 30
-    assert rows["control"]["counts"] == {"requests": 0}
+    assert rows["control"]["counts"] == {"requests": 0, "errors": 0}
     assert [d.name for d in service.list()] == ["churn-ab"]
     history = service.history("churn-ab")
     assert [(r.revision, r.reason, r.actor) for r in history] == [

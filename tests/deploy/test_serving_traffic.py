@@ -10,6 +10,7 @@ v2 @candidate (the same fit, so the same answers), v3 @inverted (labels flipped)
 
 from __future__ import annotations
 
+import json
 import warnings
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -209,6 +210,37 @@ def test_ab_sticky_forced_split_metrics_and_live_counts(home):
         assert {k: variant_of(restarted, "ab", k) for k in KEYS[:12]} == {
             k: first[k] for k in KEYS[:12]
         }
+
+
+def test_status_counts_each_deployment_and_variant_not_the_model_version(home):
+    """Issue 20: `deploy status` counted every prediction of the variant's version."""
+    deploy(home, ab_spec("count-ab"))
+    deploy(home, {"name": "count-one", "variants": [{"name": "main", "model": "churn@production"}]})
+    with serving(home) as http:
+        for variant, times in (("control", 6), ("treatment", 3)):
+            for _ in range(times):
+                forced = ask(http, "count-ab", ROWS[0], headers={"X-Variant": variant})
+                assert forced.status_code == 200, forced.text
+        for _ in range(4):
+            assert ask(http, "count-one", ROWS[1]).status_code == 200
+        batch = http.post(
+            "/deployments/count-one/predict/batch", json={"instances": ROWS[:5]}, timeout=30
+        )
+        assert batch.status_code == 200, batch.text
+        for _ in range(5):  # plain /predict: the same version 1, no deployment
+            assert http.post("/predict", json={"features": ROWS[2]}).status_code == 200
+    # the server stopped (its traffic log flushed): the database's counts, as the CLI reads them
+    service = DeploymentService(home)
+    counts = {v["variant"]: v["counts"] for v in service.status("count-ab")["variants"]}
+    assert counts["control"]["requests"] == 6 and counts["treatment"]["requests"] == 3
+    one = service.status("count-one")
+    assert one["variants"][0]["counts"] == {"requests": 9, "errors": 0}
+    assert one["counts_source"].startswith("traffic log")
+    shown = CliRunner().invoke(cli, ["deploy", "status", "count-ab", "--json"],
+                               env={"MLOOP_HOME": str(home.home)})  # fmt: skip
+    assert shown.exit_code == 0, shown.output
+    shown_counts = {v["variant"]: v["counts"] for v in json.loads(shown.output)["variants"]}
+    assert shown_counts == counts
 
 
 def test_a_batch_with_mixed_keys_is_split_per_variant_in_request_order(home):

@@ -208,5 +208,5 @@ def test_demo_runs_to_the_end(tmp_path):
     result = run("demo", "--rows", "1500", "--requests", "40", "--port", "0", "--no-serve", env=env)
     out = result.stdout
     assert "is in Production" in out
-    assert "/docs" in out and "/metrics" in out
+    assert "http://" not in out and "mloop serve churn@production" in out  # server stopped
     assert "HTTP 422" in out

@@ -68,6 +68,14 @@ def test_promotion_needs_an_approval_over_rest_too(api):
         ("/approvals/abc/reject", {"reason": "x"}, 404, "approval request 'abc' not found"),
         ("/models/churn/versions/2/promote", {"stage": "Gold"}, 404, "unknown stage 'Gold'"),
         ("/approvals", {"model": "churn"}, 422, "version"),
+        # a number is a version too (issue 20): it reaches the registry, not a type error
+        (
+            "/approvals",
+            {"model": "nope", "version": 2, "stage": "Production"},
+            404,
+            "registered model 'nope' not found",
+        ),
+        ("/approvals/1/reject", None, 422, "a rejection needs a reason"),
     ],
 )
 def test_bad_input(api, path, body, status, message):
@@ -139,7 +147,10 @@ def test_audit_over_rest(api):
     assert report["ok"] and report["rows"] > 5
     lines = api("GET", "/audit/export?action=model.promote", "carol").text.splitlines()
     assert lines and all('"model.promote"' in line for line in lines)
-    assert api("GET", "/audit/export?since=yesterday", "carol").status_code == 422
+    bad_since = api("GET", "/audit/export?since=yesterday", "carol")
+    assert bad_since.status_code == 422
+    assert "invalid query parameter 'since' 'yesterday'" in bad_since.json()["detail"]
+    assert "--since" not in bad_since.json()["detail"]
 
 
 def test_approvals_need_auth_when_it_is_off(governed):

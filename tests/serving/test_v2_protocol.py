@@ -87,7 +87,7 @@ def test_bad_requests_are_clear_errors(client, trained, live):
     wrong = _inputs(head)
     wrong[3] = triton.InferInput("plan", [2], "FP64")
     wrong[3].set_data_from_numpy(np.array([1.0, 2.0]))
-    with pytest.raises(InferenceServerException, match="feature 'plan' expects a string"):
+    with pytest.raises(InferenceServerException, match="input 'plan' is declared FP64"):
         client.infer("churn", wrong)
     with pytest.raises(InferenceServerException, match="not served here"):
         client.infer("other", _inputs(head))

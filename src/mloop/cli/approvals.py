@@ -9,6 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from mloop.cli.console import console, err_console
+from mloop.cli.identity import authorized
 from mloop.errors import ConflictError
 from mloop.settings import get_settings
 
@@ -22,12 +23,18 @@ AS_OPTION = typer.Option(None, "--as", help="Act as this identity [MLOOP_USER]."
 JSON_OPTION = typer.Option(False, "--json", help="Print JSON.")
 
 
-def _context(as_user: str | None, *, need_identity: bool = True):
+def _context(as_user: str | None, action: str):
+    """(service, actor) for `action` (a `permissions` name), checked as its REST route is.
+
+    Reads run as any identity (or none); submitting, approving and rejecting need one.
+    """
     from mloop.governance.approvals import ApprovalService  # lazy: +0.4 s at CLI start-up
     from mloop.security.acting import acting_identity  # lazy: +0.4 s at CLI start-up
 
     settings = get_settings()
-    actor = acting_identity(settings, as_user) if need_identity else ""
+    actor = authorized(as_user, action)
+    if action != "APPROVAL_READ":
+        actor = acting_identity(settings, as_user)
     return ApprovalService(settings), actor
 
 
@@ -56,10 +63,15 @@ def _show(request, as_json: bool) -> None:
         console.print(table)
     for action in request.actions:
         console.print(
-            f"  {action['at'][:19]}  {escape(action['actor'])} {action['decision']}d"
+            f"  {action['at'][:19]}  {escape(action['actor'])} {_past(action['decision'])}"
             + (f" as {action['role']}" if action["role"] else "")
             + (f": {escape(action['comment'])}" if action["comment"] else "")
         )
+
+
+def _past(decision: str) -> str:
+    """`approved`, `rejected`: the past tense of a recorded decision."""
+    return decision + ("d" if decision.endswith("e") else "ed")
 
 
 @app.command("submit")
@@ -75,7 +87,7 @@ def submit(
 
     Example: mloop approvals submit churn 3 --stage Production --as alice
     """
-    service, actor = _context(as_user)
+    service, actor = _context(as_user, "APPROVAL_SUBMIT")
     with err_console.status("running gates (metrics, validation suite, card, drift)"):
         request = service.submit(name, version, stage, requester=actor, comment=comment)
     _show(request, as_json)
@@ -92,7 +104,7 @@ def approve(
 
     Example: mloop approvals approve 7 --as bob
     """
-    service, actor = _context(as_user)
+    service, actor = _context(as_user, "APPROVAL_APPROVE")
     request = service.approve(request_id, actor=actor, comment=comment)
     _show(request, as_json)
     if request.status == "approved":  # every approval given, but the promotion failed
@@ -114,7 +126,7 @@ def reject(
 
     Example: mloop approvals reject 7 --reason "calibration off on new region" --as carol
     """
-    service, actor = _context(as_user)
+    service, actor = _context(as_user, "APPROVAL_REJECT")
     _show(service.reject(request_id, actor=actor, reason=reason), as_json)
 
 
@@ -130,7 +142,7 @@ def list_requests(
 
     Example: mloop approvals list --status pending
     """
-    service, _ = _context(None, need_identity=False)
+    service, _ = _context(None, "APPROVAL_READ")
     requests = service.list(status, model)
     if as_json:
         typer.echo(json.dumps([r.to_dict() for r in requests], indent=2))
@@ -163,5 +175,5 @@ def show(
 
     Example: mloop approvals show 7 --json
     """
-    service, _ = _context(None, need_identity=False)
+    service, _ = _context(None, "APPROVAL_READ")
     _show(service.get(request_id), as_json)

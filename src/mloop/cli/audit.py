@@ -10,6 +10,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from mloop.cli.console import console, err_console
+from mloop.cli.identity import authorized
 from mloop.settings import get_settings
 
 app = typer.Typer(
@@ -19,14 +20,22 @@ app = typer.Typer(
 )
 
 
-def _log():
+AS_OPTION = typer.Option(None, "--as", help="Act as this identity (compliance) [MLOOP_USER].")
+
+
+def _log(as_user: str | None, action: str):
+    """The audit log, once the acting identity may do `action` (as over REST: compliance)."""
     from mloop.governance.audit import audit_log  # lazy: +0.3 s at CLI start-up
 
+    authorized(as_user, action)
     return audit_log(get_settings())
 
 
 @app.command("verify")
-def verify(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+def verify(
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    as_user: str | None = AS_OPTION,
+) -> None:
     """Recompute the whole chain; name the first modified, deleted or reordered row.
 
     Exits 10 when the chain is broken. Keep the printed head MAC somewhere else to detect a
@@ -34,7 +43,7 @@ def verify(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) ->
 
     Example: mloop audit verify
     """
-    log = _log()
+    log = _log(as_user, "AUDIT_VERIFY")
     with Progress(
         TextColumn("verifying"),
         BarColumn(),
@@ -64,6 +73,7 @@ def export(
     ),
     action: str | None = typer.Option(None, "--action", help="Only this action (model.promote)."),
     out: Path | None = typer.Option(None, "--out", "-o", help="JSONL file; stdout when omitted."),
+    as_user: str | None = AS_OPTION,
 ) -> None:
     """Write audit rows as JSON lines (seq, time, actor, action, target, detail, MACs).
 
@@ -71,8 +81,8 @@ def export(
     """
     from mloop.governance.timeparse import parse_since  # lazy: +0.8 ms at CLI start-up
 
-    start = parse_since(since) if since else None
-    log = _log()
+    start = parse_since(since, "--since") if since else None
+    log = _log(as_user, "AUDIT_EXPORT")
     if out is None:
         log.export(sys.stdout, start, action)
         return

@@ -89,9 +89,10 @@ def demo(
         report = send_demo_traffic(server.url, data_path, requests=requests)
         progress.advance(task)
 
-    _print_summary(result, report, server.url, settings.tracking_uri, data_path)
     if not serve:
         server.stop()
+    _print_summary(result, report, server.url if serve else None, settings.tracking_uri, data_path)
+    if not serve:
         return
     console.print("\n[bold]Serving until Ctrl-C.[/]")
     try:
@@ -115,7 +116,10 @@ def _free_port(host: str, wanted: int) -> int:
     raise OSError(f"no free port on {host}")
 
 
-def _print_summary(result, report: TrafficReport, url: str, tracking_uri: str, data: Path) -> None:
+def _print_summary(
+    result, report: TrafficReport, url: str | None, tracking_uri: str, data: Path
+) -> None:
+    """What the demo did; the server's URLs only while it runs (`url` None: it stopped)."""
     metrics = ", ".join(f"{k} {v:.3f}" for k, v in sorted(result.metrics.items()))
     console.print(f"\n[bold green]Model {result.model_name}/{result.version} is in Production.[/]")
     console.print(f"  data      {data}")
@@ -135,6 +139,14 @@ def _print_summary(result, report: TrafficReport, url: str, tracking_uri: str, d
     )
 
     console.print("\n[bold]Open:[/]")
+    if url is None:
+        console.print(f"  MLflow UI  mlflow ui --backend-store-uri {tracking_uri}")
+        console.print(
+            f"  serve it   mloop serve {result.model_name}@production  (the demo server stopped: "
+            "--no-serve)",
+            highlight=False,
+        )
+        return
     console.print(f"  API docs   {url}/docs")
     console.print(f"  metrics    {url}/metrics")
     console.print(f"  model info {url}/model/info")

@@ -10,6 +10,8 @@ import typer
 from rich.table import Table
 
 from mloop.cli.console import console, err_console
+from mloop.cli.deploy_render import render
+from mloop.cli.identity import authorized
 from mloop.settings import get_settings
 
 app = typer.Typer(
@@ -18,6 +20,8 @@ app = typer.Typer(
     "Example: mloop deploy apply examples/deployments/ab.yaml",
     no_args_is_help=True,
 )
+
+app.command("render")(render)  # deploy_render.py: a spec as Kubernetes manifests
 
 JSON_OPTION = typer.Option(False, "--json", help="Print JSON instead of tables.")
 AS_OPTION = typer.Option(None, "--as", help="Act as this identity (recorded in the audit log).")
@@ -29,19 +33,8 @@ def _service():
     return DeploymentService(get_settings())
 
 
-def _actor(as_user: str | None) -> str:
-    from mloop.security.acting import resolve_identity  # lazy: +0.4 s at CLI start-up
-
-    identity = resolve_identity(get_settings(), as_user)
-    if identity is not None:
-        return identity.name
-
-    import getpass  # lazy: +0.7 ms at CLI start-up (with termios)
-
-    try:
-        return f"local:{getpass.getuser()}"
-    except Exception:  # no user name in this environment
-        return "local"
+def _actor(as_user: str | None, action: str) -> str:
+    return authorized(as_user, action)
 
 
 def _echo_json(value: Any) -> None:
@@ -71,7 +64,7 @@ def apply(
     from mloop.deploy.spec import load_spec  # lazy: +0.3 s at CLI start-up
 
     spec = load_spec(spec_file)
-    written = _service().apply(spec, _actor(as_user), expected=revision)
+    written = _service().apply(spec, _actor(as_user, "DEPLOYMENT_APPLY"), expected=revision)
     _done(written, "applied", as_json)
 
 
@@ -81,6 +74,7 @@ def list_deployments(as_json: bool = JSON_OPTION) -> None:
 
     Example: mloop deploy list --json
     """
+    _actor(None, "DEPLOYMENT_READ")
     found = _service().list()
     if as_json:
         _echo_json([d.to_dict() for d in found])
@@ -122,6 +116,7 @@ def status(
     Example: mloop deploy status churn-ab --url http://127.0.0.1:8000
     """
     if url is None:
+        _actor(None, "DEPLOYMENT_READ")
         report = _service().status(name)
     else:
         from mloop.client import Client  # lazy: +39 ms at CLI start-up
@@ -194,7 +189,7 @@ def shift(
 
     Example: mloop deploy shift churn-ab --to challenger --percent 50
     """
-    written = _service().shift(name, to, percent, _actor(as_user))
+    written = _service().shift(name, to, percent, _actor(as_user, "DEPLOYMENT_SHIFT"))
     _done(written, f"shifted {to} to {percent:g}% in", as_json)
 
 
@@ -211,7 +206,7 @@ def promote(
 
     Example: mloop deploy promote churn-canary
     """
-    written = _service().promote(name, _actor(as_user), variant)
+    written = _service().promote(name, _actor(as_user, "DEPLOYMENT_PROMOTE"), variant)
     _done(written, "promoted in", as_json)
 
 
@@ -223,7 +218,7 @@ def rollback(
 
     Example: mloop deploy rollback churn-canary
     """
-    written = _service().rollback(name, _actor(as_user))
+    written = _service().rollback(name, _actor(as_user, "DEPLOYMENT_ROLLBACK"))
     _done(written, "rolled back", as_json)
 
 
@@ -239,7 +234,7 @@ def delete(
     """
     if not yes and not typer.confirm(f"delete deployment {name}?"):
         raise typer.Exit(1)
-    revision = _service().delete(name, _actor(as_user))
+    revision = _service().delete(name, _actor(as_user, "DEPLOYMENT_DELETE"))
     console.print(f"deleted deployment [bold]{name}[/] (history kept, revision {revision})")
 
 
@@ -249,6 +244,7 @@ def history(name: str = typer.Argument(...), as_json: bool = JSON_OPTION) -> Non
 
     Example: mloop deploy history churn-canary
     """
+    _actor(None, "DEPLOYMENT_READ")
     revisions = _service().history(name)
     if as_json:
         _echo_json([r.to_dict() for r in revisions])
@@ -284,6 +280,7 @@ def report(
     from mloop.deploy.report import build_report  # lazy: +0.3 s at CLI start-up
     from mloop.deploy.report_html import render  # lazy: +0.2 s at CLI start-up
 
+    _actor(None, "DEPLOYMENT_READ")
     service = _service()
     _, spec = service.get(name)
     with err_console.status("reading the prediction log"):

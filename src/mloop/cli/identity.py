@@ -1,4 +1,4 @@
-"""What the identity commands (users, keys, token) share: the `--as` option and their stores."""
+"""What commands share about identity: the `--as` options, the role check, audited stores."""
 
 from __future__ import annotations
 
@@ -12,6 +12,18 @@ from mloop.settings import get_settings
 ADMIN_AS_OPTION = typer.Option(
     None, "--as", help="Act as this identity (admin or security) [MLOOP_USER]."
 )
+
+
+def authorized(as_user: str | None, action: str) -> str:
+    """The actor of `action` (a `security.permissions` name), checked as its REST route is.
+
+    An identity (`--as`, MLOOP_USER, MLOOP_API_KEY, MLOOP_TOKEN) must hold the action's role
+    (else exit 8, as the route's 403); without one the actor is `local:<os user>`.
+    """
+    from mloop.security import permissions  # lazy: +0.4 s at CLI start-up
+    from mloop.security.acting import authorize  # lazy: +0.4 s at CLI start-up
+
+    return authorize(get_settings(), as_user, getattr(permissions, action))
 
 
 def audited_store(store_class: type) -> tuple[Any, Any]:

@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from mloop.cli.console import console
+from mloop.cli.identity import authorized
 from mloop.settings import get_settings
 
 app = typer.Typer(
@@ -18,9 +19,11 @@ app = typer.Typer(
 JSON_OPTION = typer.Option(False, "--json", help="Print JSON instead of tables.")
 
 
-def _queue():
+def _queue(action: str = "JOB_READ"):
+    """The job queue, once the acting identity may do `action` (as over REST: predictor)."""
     from mloop.jobs.queue import JobQueue  # lazy: +0.2 s at CLI start-up
 
+    authorized(None, action)
     return JobQueue.from_settings(get_settings())
 
 
@@ -110,5 +113,5 @@ def cancel(job_id: str = typer.Argument(..., help="Job id to cancel.")) -> None:
 
     Example: mloop jobs cancel 0b7c6f1e-...
     """
-    job = _queue().cancel(job_id)
+    job = _queue("JOB_CANCEL").cancel(job_id)
     console.print(f"Job {job.id} is {job.status}.")

@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from mloop.cli.console import console, err_console
-from mloop.cli.identity import ADMIN_AS_OPTION, audited_store
+from mloop.cli.identity import ADMIN_AS_OPTION, audited_store, authorized
 
 app = typer.Typer(
     help="API keys: `X-API-Key: <key>` or `Authorization: Bearer <key>`.\n\n"
@@ -57,6 +57,7 @@ def list_keys(
 
     Example: mloop keys list --user alice
     """
+    authorized(None, "IDENTITY_READ")
     _settings, store = _context()
     keys = store.list(user)
     if as_json:

@@ -12,12 +12,14 @@ from mloop.cli import (
     approvals,
     audit,
     batch_predict,
+    build_image,
     config_cmd,
     data,
     demo,
     deploy,
     drift,
     jobs,
+    k8s,
     keys,
     models,
     optimize,
@@ -88,6 +90,7 @@ def _register() -> None:
     app.command("serve")(serve.serve)
     app.command("demo")(demo.demo)
     app.command("optimize")(optimize.optimize)  # ONNX compilation
+    app.command("build-image")(build_image.build_image)  # a container serving one version
     # governance and security
     app.add_typer(users.app, name="users")
     app.add_typer(keys.app, name="keys")
@@ -96,6 +99,7 @@ def _register() -> None:
     app.add_typer(audit.app, name="audit")
     # deployments, async jobs and batch scoring, monitoring
     app.add_typer(deploy.app, name="deploy")
+    app.add_typer(k8s.app, name="k8s")  # blue-green switch of deploy/kubernetes
     app.add_typer(jobs.app, name="jobs")
     app.command("worker")(worker.worker)
     app.command("batch-predict")(batch_predict.batch_predict)

@@ -13,6 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from mloop.cli.console import console, err_console
+from mloop.cli.identity import authorized
 from mloop.registry.records import Transition
 from mloop.registry.stages import VALID_STAGES, Stage, parse_stage
 from mloop.settings import get_settings
@@ -26,7 +27,9 @@ app = typer.Typer(
 )
 
 JSON_OPTION = typer.Option(False, "--json", help="Print JSON instead of tables.")
-ACTOR_OPTION = typer.Option("local", "--actor", help="Who is making the change (recorded).")
+AS_OPTION = typer.Option(
+    None, "--as", help="Act as this identity (needs ml_lead; recorded) [MLOOP_USER]."
+)
 REASON_OPTION = typer.Option(None, "--reason", help="Why (recorded in the stage history).")
 
 
@@ -34,6 +37,10 @@ def _registry():
     from mloop.governance.governed import governed_registry  # lazy: +0.5 s at CLI start-up
 
     return governed_registry(get_settings())
+
+
+def _actor(as_user: str | None, action: str) -> str:
+    return authorized(as_user, action)
 
 
 def _echo_json(value: Any) -> None:
@@ -55,6 +62,7 @@ def list_models(as_json: bool = JSON_OPTION) -> None:
 
     Example: mloop models list --json
     """
+    _actor(None, "MODEL_READ")
     summaries = _registry().list_models()
     if as_json:
         _echo_json([summary.to_dict() for summary in summaries])
@@ -92,6 +100,7 @@ def show(
 
     Example: mloop models show churn@production
     """
+    _actor(None, "MODEL_READ")
     details = _registry().get_version(ref)
     if as_json:
         _echo_json(details.to_dict())
@@ -140,7 +149,7 @@ def promote(
     version: str = typer.Argument(..., help="Version number to move."),
     stage: str = typer.Option(..., "--stage", "-s", help=f"Target stage: {VALID_STAGES}."),
     reason: str | None = REASON_OPTION,
-    actor: str = ACTOR_OPTION,
+    as_user: str | None = AS_OPTION,
     approval: int | None = typer.Option(
         None, "--approval", help="Approved request authorising the move (policy stages)."
     ),
@@ -155,6 +164,7 @@ def promote(
     Example: mloop models promote churn 3 --stage Production --reason "better AUC"
     """
     target = parse_stage(stage)
+    actor = _actor(as_user, "MODEL_PROMOTE")
     moved = _registry().promote(
         name, version, target, actor=actor, reason=reason, approval=approval
     )
@@ -181,7 +191,7 @@ def rollback(
         Stage.PRODUCTION.value, "--stage", "-s", help="Stage to roll back: Production or Staging."
     ),
     reason: str | None = REASON_OPTION,
-    actor: str = ACTOR_OPTION,
+    as_user: str | None = AS_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Give a stage back to the version its current holder replaced; archive the holder.
@@ -191,6 +201,7 @@ def rollback(
     Example: mloop models rollback churn
     """
     target = parse_stage(stage)
+    actor = _actor(as_user, "MODEL_ROLLBACK")
     back = _registry().rollback(name, stage=target, actor=actor, reason=reason)
     if as_json:
         _echo_json(back.to_dict())
@@ -202,6 +213,31 @@ def rollback(
     console.print(f"[yellow]archived[/] {_text(name)}/{back.archived_version}")
 
 
+@app.command("alias")
+def alias(
+    name: str = typer.Argument(..., help="Registered model name."),
+    version: str = typer.Argument(..., help="Version number the alias points at."),
+    alias_name: str = typer.Argument(..., metavar="ALIAS", help="Alias (e.g. candidate)."),
+    as_user: str | None = AS_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Point any alias but a stage's (`staging`, `production`: use promote) at a version.
+
+    Needs ml_lead, like promote, and is recorded in the audit trail (`model.alias`).
+    Deployments and `mloop serve` resolve `NAME@ALIAS` to the version it points at.
+
+    Example: mloop models alias churn 2 candidate
+    """
+    actor = _actor(as_user, "MODEL_ALIAS")
+    _registry().set_alias(name, alias_name, version, actor=actor)
+    number = str(int(version))
+    if as_json:
+        _echo_json({"model": name, "alias": alias_name, "version": number, "actor": actor})
+        return
+    console.print(f"[green]alias[/] {_text(name)}@{_text(alias_name)} -> version {number}")
+    console.print(f"load it as models:/{_text(name)}@{_text(alias_name)}", highlight=False)
+
+
 @app.command("history")
 def history(
     name: str = typer.Argument(..., help="Registered model name."),
@@ -211,6 +247,7 @@ def history(
 
     Example: mloop models history churn --json
     """
+    _actor(None, "MODEL_READ")
     transitions = _registry().history(name)
     if as_json:
         _echo_json([transition.to_dict() for transition in transitions])
@@ -260,10 +297,9 @@ def card(
     """
     from mloop.governance.cards import write_card  # lazy: +0.6 s at CLI start-up
     from mloop.registry.service import Registry  # lazy: +0.3 s at CLI start-up
-    from mloop.security.acting import resolve_identity  # lazy: +0.4 s at CLI start-up
 
     settings = get_settings()
-    identity = resolve_identity(settings, as_user)
+    actor = _actor(as_user, "MODEL_CARD")
     details = Registry(settings).get_version(ref)
     folder = out or Path("cards") / f"{details.name}-{details.version}"
     with err_console.status("writing the model card (validation suite runs when needed)"):
@@ -273,7 +309,7 @@ def card(
             folder,
             owner=owner,
             intended_use=intended_use,
-            actor=identity.name if identity else "local",
+            actor=actor,
         )
     console.print(f"[green]wrote[/] {markdown} and {page}", highlight=False)
     console.print(f"owner {_text(written.owner)}; logged to run {written.facts['run']}")

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import ssl
 import tempfile
+from pathlib import Path
 
 import typer
 
@@ -35,6 +37,12 @@ def serve(
         "--access-log/--no-access-log",
         help="Log one line per HTTP request (off: the audit trail records API calls).",
     ),
+    ssl_certfile: Path | None = typer.Option(
+        None, "--ssl-certfile", help="PEM certificate: serve HTTPS [MLOOP_SSL_CERTFILE]."
+    ),
+    ssl_keyfile: Path | None = typer.Option(
+        None, "--ssl-keyfile", help="PEM private key of the certificate [MLOOP_SSL_KEYFILE]."
+    ),
 ) -> None:
     """Serve a registered model over HTTP (predict, batch, health, readiness, metrics).
 
@@ -46,6 +54,8 @@ def serve(
     Example: mloop serve churn@production --port 8000 --workers 2
 
     Example: mloop serve   (serves the default deployment)
+
+    Example: mloop serve churn@production --ssl-certfile cert.pem --ssl-keyfile key.pem
     """
     # lazy: the server stack (uvicorn, FastAPI, MLflow) loads only when serving, not for
     # `mloop --help` or the other commands (about 1.5 s, python -X importtime)
@@ -77,11 +87,12 @@ def serve(
         raise ConfigError(
             f"unknown log level {level!r}", hint="use debug, info, warning, error or critical"
         )
+    tls = check_tls(ssl_certfile or settings.ssl_certfile, ssl_keyfile or settings.ssl_keyfile)
     platform = command_platform(settings)
     database = platform.database  # migrate before any worker starts
 
     shown = "localhost" if host in ("0.0.0.0", "::") else host
-    url = f"http://{shown}:{port}"
+    url = f"{'https' if tls else 'http'}://{shown}:{port}"
     console.print(f"[bold]Serving[/] {serving} with {workers} worker(s)", highlight=False)
     console.print(f"  API docs   {url}/docs")
     console.print(f"  metrics    {url}/metrics")
@@ -102,6 +113,7 @@ def serve(
             log_level=level,
             access_log=access_log,
             http=HTTP_PROTOCOL,
+            **tls,
         )
         return
     # Workers write metrics to files in one folder; /metrics sums them (counters, histograms)
@@ -128,7 +140,31 @@ def serve(
             log_level=level,
             access_log=access_log,
             http=HTTP_PROTOCOL,
+            **tls,
         )
     finally:
         if own_dir is not None:
             shutil.rmtree(own_dir, ignore_errors=True)
+
+
+def check_tls(certfile: Path | None, keyfile: Path | None) -> dict[str, str]:
+    """uvicorn's TLS arguments ({} for plain HTTP); ConfigError for a missing or unusable pair."""
+    if certfile is None and keyfile is None:
+        return {}
+    if certfile is None or keyfile is None:
+        raise ConfigError(
+            "TLS needs both a certificate and its key",
+            hint="pass --ssl-certfile and --ssl-keyfile (MLOOP_SSL_CERTFILE, MLOOP_SSL_KEYFILE)",
+        )
+    for what, path in (("certificate", certfile), ("key", keyfile)):
+        if not path.is_file():
+            raise ConfigError(f"TLS {what} file {str(path)!r} does not exist")
+    try:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(certfile, keyfile, password=lambda: b"")  # never prompts
+    except (ssl.SSLError, OSError) as exc:
+        raise ConfigError(
+            f"cannot use TLS certificate {str(certfile)!r} with key {str(keyfile)!r}: {exc}",
+            hint="both must be PEM files, and the key must belong to the certificate",
+        ) from exc
+    return {"ssl_certfile": str(certfile), "ssl_keyfile": str(keyfile)}

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+import math
+import sys
 from pathlib import Path
 
 import typer
 from rich.table import Table
 
 from mloop.cli.console import console, step_progress
-from mloop.errors import CriteriaNotMetError, NotFoundError
+from mloop.errors import ConfigError, CriteriaNotMetError, NotFoundError
 from mloop.settings import get_settings
 
 
@@ -25,10 +29,22 @@ def train(
         "--change",
         help="Semantic version bump of the registered version: major, minor or patch.",
     ),
+    as_json: bool = typer.Option(
+        False,
+        "--json",
+        help="Print only the report as JSON (run id, version, metrics, each gate's verdict).",
+    ),
+    metrics_file: Path | None = typer.Option(
+        None, "--metrics-file", help="Also write the JSON report to this file (for CI steps)."
+    ),
 ) -> None:
     """Train, evaluate and log a model; register it when the config's criteria pass.
 
+    The exit code says whether the gates passed: 0 registered, 5 a criterion failed.
+
     Example: mloop train --data data/churn.csv --config examples/params.yaml --change patch
+
+    Example: mloop train --data data/churn.csv --json --metrics-file train.json
     """
     from mloop.data.io import table_format  # lazy: +0.3 s at CLI start-up
     from mloop.governance.governed import governed_registry  # lazy: +0.5 s at CLI start-up
@@ -43,20 +59,35 @@ def train(
     table_format(data)
     if not data.exists():
         raise NotFoundError(f"data file {str(data)!r} does not exist")
+    if metrics_file is not None and not metrics_file.parent.is_dir():
+        raise ConfigError(f"the folder of --metrics-file {str(metrics_file)!r} does not exist")
     registry = governed_registry(get_settings())  # the registration is audited
-    with step_progress() as progress:
-        task = progress.add_task("starting", total=len(STEPS))
-        done = {"n": 0}
+    if as_json:  # stdout carries the JSON only: anything a library prints goes to stderr
+        with contextlib.redirect_stdout(sys.stderr):
+            result = run_training(data, cfg, name=name, change=change, registry=registry)
+    else:
+        with step_progress() as progress:
+            task = progress.add_task("starting", total=len(STEPS))
+            done = {"n": 0}
 
-        def on_step(step: str) -> None:
-            progress.update(task, description=step, completed=done["n"])
-            done["n"] += 1
+            def on_step(step: str) -> None:
+                progress.update(task, description=step, completed=done["n"])
+                done["n"] += 1
 
-        result = run_training(
-            data, cfg, name=name, on_step=on_step, change=change, registry=registry
-        )
-        progress.update(task, description="done", completed=len(STEPS))
+            result = run_training(
+                data, cfg, name=name, on_step=on_step, change=change, registry=registry
+            )
+            progress.update(task, description="done", completed=len(STEPS))
 
+    report = json.dumps(train_report(result), indent=2, sort_keys=True)
+    if metrics_file is not None:
+        metrics_file.write_text(report + "\n", encoding="utf-8")
+    if as_json:
+        sys.stdout.write(report + "\n")
+        sys.stdout.flush()
+        if not result.registered:
+            raise CriteriaNotMetError(describe_failures(result.criteria))
+        return
     console.print(_metrics_table(result.metrics))
     if result.criteria:
         console.print(_criteria_table(result))
@@ -67,6 +98,36 @@ def train(
             hint="inspect the run in MLflow, adjust the model or data, and train again",
         )
     console.print(f"registered: [bold green]{result.ref}[/]", highlight=False)
+
+
+def train_report(result) -> dict:
+    """What CI steps read: run id, registered version, metrics and each gate's verdict."""
+    return {
+        "run_id": result.run_id,
+        "experiment_id": result.experiment_id,
+        "model_name": result.model_name,
+        "version": result.version,
+        "model_uri": result.model_uri,
+        "registered": result.registered,
+        "passed": all(c.passed for c in result.criteria),
+        "metrics": {k: _finite(v) for k, v in result.metrics.items()},
+        "gates": [
+            {
+                "metric": c.metric,
+                "threshold": _finite(c.threshold),
+                "actual": _finite(c.actual),
+                "margin": _finite(c.margin),
+                "passed": c.passed,
+            }
+            for c in result.criteria
+        ],
+    }
+
+
+def _finite(value: float) -> float | None:
+    """JSON has no NaN or infinity: those become null."""
+    value = float(value)
+    return value if math.isfinite(value) else None
 
 
 def _metrics_table(metrics: dict[str, float]) -> Table:

@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from mloop.cli.console import console
-from mloop.cli.identity import ADMIN_AS_OPTION, audited_store
+from mloop.cli.identity import ADMIN_AS_OPTION, audited_store, authorized
 
 app = typer.Typer(
     help="Identities (people and services) and their roles.\n\n"
@@ -53,6 +53,7 @@ def list_users(as_json: bool = typer.Option(False, "--json", help="Print JSON.")
 
     Example: mloop users list --json
     """
+    authorized(None, "IDENTITY_READ")
     _settings, store = _context()
     identities = store.list()
     if as_json:

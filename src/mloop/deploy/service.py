@@ -6,7 +6,8 @@ change makes this one fail with ConflictError and nothing half-done. A successfu
 appends `deployment.<action>` to the audit chain.
 
 Live counts are the serving side's: it passes a `LiveCounts` (per-variant requests/errors it
-has seen) to `status`; without one, status shows what the prediction log recorded recently.
+has seen) to `status`; without one, status shows what every server's traffic log recorded for
+this deployment recently (`traffic_log`: per deployment and variant, not per model version).
 """
 
 from __future__ import annotations
@@ -14,18 +15,16 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import func, select
-
 from mloop.deploy.records import Deployment, DeploymentRecords, Revision
 from mloop.deploy.router import TrafficRouter
 from mloop.deploy.shifts import promoted, shifted
 from mloop.deploy.spec import DeploymentSpec, Policy, check_models, parse_spec
+from mloop.deploy.traffic_log import recent_counts
 from mloop.errors import ConflictError, MloopError, ValidationError
 from mloop.governance.audit import audit_log
 from mloop.registry.service import Registry
 from mloop.settings import Settings
 from mloop.store import open_database
-from mloop.store.models import PredictionRecord
 
 RECENT = timedelta(minutes=15)
 
@@ -75,7 +74,7 @@ class DeploymentService:
         router = TrafficRouter(spec)
         shares = router.shares()
         resolved = self._resolve_soft(spec)
-        counts = live.snapshot(name) if live is not None else self._recent_counts(resolved)
+        counts = live.snapshot(name) if live is not None else self._recent_counts(spec)
         variants = []
         for variant in spec.variants:
             model = resolved.get(variant.name, {})
@@ -96,7 +95,7 @@ class DeploymentService:
         return {
             **found.to_dict(),
             "policy": spec.policy.value,
-            "counts_source": "server" if live is not None else f"prediction log, last {RECENT}",
+            "counts_source": "server" if live is not None else f"traffic log, last {RECENT}",
             "canary": _canary_view(spec),
             "variants": variants,
         }
@@ -227,26 +226,10 @@ class DeploymentService:
                 out[variant.name] = {"error": exc.message}
         return out
 
-    def _recent_counts(self, resolved: dict[str, dict[str, Any]]) -> dict[str, dict[str, float]]:
-        """Requests per variant in the prediction log over RECENT, attributed by version."""
-        since = datetime.now(UTC) - RECENT
-        out: dict[str, dict[str, float]] = {}
-        seen: set[tuple[str, str]] = set()
-        with open_database(self.settings).session() as session:
-            for variant, model in resolved.items():
-                key = (model.get("name"), model.get("version"))
-                if None in key or key in seen:  # the same version twice: counted once
-                    continue
-                seen.add(key)
-                count = session.scalar(
-                    select(func.count()).where(
-                        PredictionRecord.model_name == key[0],
-                        PredictionRecord.model_version == key[1],
-                        PredictionRecord.created_at >= since,
-                    )
-                )
-                out[variant] = {"requests": int(count or 0)}
-        return out
+    def _recent_counts(self, spec: DeploymentSpec) -> dict[str, dict[str, float]]:
+        """Rows each variant answered over RECENT (every server's traffic log), 0 if none."""
+        found = recent_counts(self.records.database, spec.name, datetime.now(UTC) - RECENT)
+        return {v.name: found.get(v.name, {"requests": 0, "errors": 0}) for v in spec.variants}
 
 
 def _canary_view(spec: DeploymentSpec) -> dict[str, Any] | None:

@@ -1,4 +1,4 @@
-"""`--since` values: an ISO 8601 date or time, or a relative `30m`, `12h`, `7d`."""
+"""`since` values (`--since`, `?since=`): an ISO 8601 date or time, or an age `30m`, `12h`, `7d`."""
 
 from __future__ import annotations
 
@@ -11,8 +11,11 @@ _RELATIVE = re.compile(r"^(\d+)\s*([smhd])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 
-def parse_since(text: str) -> str:
-    """The audit trail's timestamp format (UTC, fixed width) for `text`."""
+def parse_since(text: str, name: str = "since") -> str:
+    """The audit trail's timestamp format (UTC, fixed width) for `text`.
+
+    `name` is how the caller spells the input in errors: `--since` (CLI), `since` (REST).
+    """
     value = text.strip()
     match = _RELATIVE.match(value)
     if match:
@@ -22,7 +25,7 @@ def parse_since(text: str) -> str:
             moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
             raise ValidationError(
-                f"invalid --since {text!r}: use an ISO date or time (2026-01-31, "
+                f"invalid {name} {text!r}: use an ISO date or time (2026-01-31, "
                 "2026-01-31T12:00:00Z) or a relative age (30m, 12h, 7d)"
             ) from None
         if moment.tzinfo is None:

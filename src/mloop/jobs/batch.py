@@ -25,6 +25,7 @@ import orjson
 import pyarrow as pa
 
 from mloop.errors import ValidationError
+from mloop.governance.integrity import IntegrityAudit
 from mloop.jobs.output import BatchOutput
 from mloop.jobs.sources import ChunkReader, column_names, estimate_rows, list_inputs
 from mloop.model.loader import LoadedModel
@@ -220,7 +221,8 @@ def batch_predict(
     chunk_rows = chunk_rows or settings.batch_chunk_rows
     files = list_inputs(input_path)
     loading = time.perf_counter()
-    model = model or load_model(model_ref, settings)
+    # a version whose files changed since registration is refused, and audited
+    model = model or load_model(model_ref, settings, on_refused=IntegrityAudit(settings, "batch"))
     load_seconds = time.perf_counter() - loading
     features = model.schema.names
     headers = {path: column_names(path) for path in files}

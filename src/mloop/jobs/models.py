@@ -6,6 +6,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 
+from mloop.governance.integrity import IntegrityAudit
 from mloop.model.loader import LoadedModel
 from mloop.registry.resolve import load_model
 from mloop.settings import Settings
@@ -26,6 +27,7 @@ class ModelCache:
         self._served = served
         self._models: OrderedDict[str, LoadedModel] = OrderedDict()
         self._lock = threading.Lock()
+        self._refused = IntegrityAudit(settings, "worker")  # tampered versions are audited
 
     def get(self, uri: str) -> LoadedModel:
         """The model at `uri`; MloopError (NotFoundError, ...) when it cannot be loaded."""
@@ -36,7 +38,7 @@ class ModelCache:
             if uri in self._models:
                 self._models.move_to_end(uri)
                 return self._models[uri]
-            model = load_model(uri, self.settings)
+            model = load_model(uri, self.settings, on_refused=self._refused)
             self._models[uri] = model
             while len(self._models) > self.size:
                 self._models.popitem(last=False)

@@ -43,6 +43,7 @@ class BatchOutput:
             self.rejects_path = self.output / "rejects.csv"
         self.identity = identity
         self.done: dict[str, dict[str, Any]] = {}
+        self.finished = False  # a folder OUTPUT whose rejects were merged by `finish`
         self._prepare(restart)
 
     def _prepare(self, restart: bool) -> None:
@@ -77,12 +78,20 @@ class BatchOutput:
                     for k in set(saved.get("identity", {})) | set(self.identity)
                     if saved.get("identity", {}).get(k) != self.identity.get(k)
                 )
+                was = saved.get("identity", {}).get("model_uri", "?")
+                if saved.get("finished"):
+                    raise ConflictError(
+                        f"{str(self.parts)!r} holds a finished run of model {was} with a "
+                        f"different {', '.join(changed)}",
+                        hint="choose another OUTPUT, or pass --restart to replace it",
+                    )
                 raise ConflictError(
-                    f"{str(self.parts)!r} holds an unfinished run with a different "
-                    f"{', '.join(changed)}",
+                    f"{str(self.parts)!r} holds an unfinished run of model {was} with a "
+                    f"different {', '.join(changed)}",
                     hint="pass --restart to discard it, or rerun with the same model and input",
                 )
             self.done = saved.get("done", {})
+            self.finished = bool(saved.get("finished"))
         self.parts.mkdir(parents=True, exist_ok=True)
 
     @property
@@ -113,11 +122,18 @@ class BatchOutput:
     def _save(self) -> None:
         manifest = self.parts / MANIFEST
         temporary = manifest.with_suffix(".tmp")
-        temporary.write_text(json.dumps({"identity": self.identity, "done": self.done}))
+        record = {"identity": self.identity, "done": self.done, "finished": self.finished}
+        temporary.write_text(json.dumps(record))
         os.replace(temporary, manifest)
 
     def finish(self, order: list[str]) -> tuple[Path, Path | None]:
-        """Assemble the final output (and rejects file) from the parts in chunk `order`."""
+        """Assemble the final output (and rejects file) from the parts in chunk `order`.
+
+        A folder OUTPUT keeps its manifest, marked finished once its rejects parts are merged
+        into `rejects.csv`: a rerun then skips every chunk and merges nothing again.
+        """
+        if self.finished:
+            return self.output, self.rejects_path if self.rejects_path.exists() else None
         entries = [self.done[key] for key in order if key in self.done]
         rejects = [self.parts / e["rejects_part"] for e in entries if "rejects_part" in e]
         rejects_path = self.rejects_path if rejects else None
@@ -127,6 +143,8 @@ class BatchOutput:
                 for path in rejects:
                     path.unlink()
         if not self.single:
+            self.finished = True
+            self._save()
             return self.output, rejects_path
         parts = [self.parts / e["part"] for e in entries]
         temporary = self.output.with_name(self.output.name + ".tmp")

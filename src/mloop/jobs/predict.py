@@ -6,6 +6,7 @@ have changed) chunk by chunk, so a job reports progress and heartbeats between c
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from typing import Any
@@ -49,11 +50,24 @@ def run_predict(job: Job, context: JobContext) -> dict[str, Any]:
     elapsed = time.perf_counter() - started
     return {
         "predictions": [
-            {"prediction": label, "probability": p, "prediction_id": str(uuid.uuid4())}
-            for label, p in zip(labels, confidence, strict=True)
+            {"prediction": label, "probability": p, "prediction_id": pid}
+            for label, p, pid in zip(labels, confidence, prediction_ids(total), strict=True)
         ],
         "total_count": total,
         "model_name": model.name,
         "model_version": model.version,
         "total_latency_ms": round(elapsed * 1000, 3),
     }
+
+
+def prediction_ids(n: int) -> list[str]:
+    """`n` time-ordered UUIDv7 ids (RFC 9562), as `/predict` answers (`serving.batcher.new_ids`,
+    a layer above): a millisecond prefix, then 74 random bits."""
+    stamp = (time.time_ns() // 1_000_000) << 80
+    out = []
+    for _ in range(n):
+        random = int.from_bytes(os.urandom(10))
+        rand_a, rand_b = (random >> 62) & 0xFFF, random & ((1 << 62) - 1)
+        value = stamp | (0x7 << 76) | (rand_a << 64) | (0b10 << 62) | rand_b
+        out.append(str(uuid.UUID(int=value)))
+    return out

@@ -8,6 +8,7 @@ probabilities); anything else goes through `mlflow.pyfunc`.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
@@ -84,7 +85,30 @@ def load_model(
 
     Every failure is an MloopError saying what went wrong. Registered references are resolved
     to a pinned URI by `mloop.registry.resolve.load_model`, which calls this.
+    Thread-safe: loads run one at a time in a process (`_LOAD_LOCK`), since a flavor's first
+    load imports its modules (and unpickling imports the estimator's) and Python's imports of
+    one package from several threads at once can fail (`partially initialized module`,
+    `_DeadlockError`). A load failing on an import is tried once more under the lock.
     """
+    with _LOAD_LOCK:
+        try:
+            return _load(uri, name=name, version=version, alias=alias, source=source)
+        except (MloopError, ImportError) as exc:
+            if not _import_failure(exc.__cause__ if isinstance(exc, MloopError) else exc):
+                raise
+        return _load(uri, name=name, version=version, alias=alias, source=source)
+
+
+# One load at a time per process: flavor imports are not safe from several threads at once.
+_LOAD_LOCK = threading.RLock()
+
+
+def _import_failure(exc: BaseException | None) -> bool:
+    """An import that failed halfway (another thread importing the same package), not a bug."""
+    return isinstance(exc, ImportError) or type(exc).__name__ == "_DeadlockError"
+
+
+def _load(uri: str, *, name: str, version: str, alias: str | None, source: str) -> LoadedModel:
     import mlflow  # lazy: mlflow +1.2 s to import; the server starts without it
 
     try:
@@ -101,7 +125,7 @@ def load_model(
         runner = None
         if "sklearn" in info.flavors:
             native = mlflow.sklearn.load_model(uri)
-            schema = schema or _fitted_schema(native, uri)
+            schema = (schema or _fitted_schema(native, uri)).with_dates(date_columns(native))
             classes = getattr(native, "classes_", None)
             if not hasattr(native, "predict_proba"):
                 classes = None
@@ -144,6 +168,29 @@ def load_model(
         _pyfunc=pyfunc,
         _runner=runner,
     )
+
+
+def date_columns(model: Any) -> list[str]:
+    """Input columns a scikit-learn model reads as dates (`mloop.features.DateParts` inside
+    its pipelines and column transformers): the signature only says they are strings."""
+    if type(model).__name__ == "DateParts":  # by name: importing it would import sklearn here
+        return [str(c) for c in getattr(model, "columns_", None) or []]
+    found: list[str] = []
+    for _, step, *_ in getattr(model, "steps", None) or []:  # Pipeline
+        found += date_columns(step)
+    for _, part, columns in getattr(model, "transformers_", None) or []:  # ColumnTransformer
+        inner = date_columns(part)
+        if inner and isinstance(columns, list | tuple):
+            # a transformer fitted on an array names its columns x0, x1...: map them back
+            found += [_column_name(c, columns) for c in inner]
+    return found
+
+
+def _column_name(name: str, columns: list | tuple) -> str:
+    """`x1` (what a transformer fitted on an array calls its column) -> the input's column."""
+    if name.startswith("x") and name[1:].isdigit() and int(name[1:]) < len(columns):
+        return str(columns[int(name[1:])])
+    return name
 
 
 def _fitted_schema(model: Any, uri: str) -> InputSchema:

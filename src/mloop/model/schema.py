@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -61,14 +61,22 @@ _INT_BOUNDS = {np.int64: (-(2**63), 2**63 - 1), np.int32: (-(2**31), 2**31 - 1)}
 
 @dataclass(frozen=True)
 class Feature:
-    """One input column: its name, MLflow type name and whether null is refused."""
+    """One input column: its name, MLflow type name and whether null is refused.
+
+    `date`: a string column the model reads as an ISO 8601 date (its signature says string;
+    the model's `DateParts` says date), so text that is not a date is refused.
+    """
 
     name: str
     type: str
     required: bool = True
+    date: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "type": self.type, "required": self.required}
+        out = {"name": self.name, "type": self.type, "required": self.required}
+        if self.date:
+            out["format"] = "date"
+        return out
 
 
 class InputSchema:
@@ -148,6 +156,17 @@ class InputSchema:
                 "(supported: floats, integers, booleans, strings)"
             )
         return cls([Feature(str(i), type_name) for i in range(width)], tensor=shape)
+
+    def with_dates(self, names: Sequence[str]) -> InputSchema:
+        """This schema with the string columns in `names` read as ISO 8601 dates."""
+        wanted = set(names)
+        if not wanted & {f.name for f in self.features if f.type == "string"}:
+            return self
+        features = [
+            replace(f, date=True) if f.name in wanted and f.type == "string" else f
+            for f in self.features
+        ]
+        return InputSchema(features, tensor=self.tensor)
 
     def model_input(self, frame: pd.DataFrame) -> Any:
         """What the model is called with: the frame, or for a tensor signature its array."""
@@ -275,6 +294,13 @@ class InputSchema:
         missing = [n for n in self.names if n not in row]
         unknown = [k for k in row if k not in self._name_set]
         problems = []
+        # A wrong value among the features sent is named first: it is what was sent.
+        for feature in self.features:
+            if feature.name in row:
+                try:
+                    _convert(feature, [row[feature.name]], index)
+                except ValidationError as exc:
+                    problems.append(exc.message.removeprefix(f"row {index}: "))
         if missing:
             problems.append(f"missing feature {', '.join(repr(m) for m in missing)}")
         if unknown:
@@ -352,6 +378,8 @@ def _convert(feature: Feature, values: list[Any], offset: int) -> Any:
         return np.array(values, dtype=np.bool_)
     if kind == _STRING:
         _only(feature, values, types, {str}, "a string", offset)
+        if feature.date:
+            _dates_parse(feature, values, offset)
         return pd.array(values, dtype="str")
     return _datetimes(feature, values, types, offset)
 
@@ -397,6 +425,11 @@ def _integers(feature, values, types, dtype, has_null, offset) -> np.ndarray:
 
 def _datetimes(feature, values, types, offset) -> pd.DatetimeIndex:
     _only(feature, values, types, {str}, "an ISO 8601 date string", offset)
+    return _dates_parse(feature, values, offset)
+
+
+def _dates_parse(feature, values, offset) -> pd.DatetimeIndex:
+    """The values parsed as ISO 8601 dates; ValidationError at the first that is not one."""
     try:
         return pd.DatetimeIndex(pd.to_datetime(values, format="ISO8601"))
     except (ValueError, TypeError):

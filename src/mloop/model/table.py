@@ -152,6 +152,13 @@ def _convert(feature: Feature, column: pd.Series):
     if kind == _BOOLEAN:
         return _booleans(feature, column, null, problems)
     if kind == _STRING:
+        if feature.date:  # text the model reads as a date (`Feature.date`)
+            parsed = pd.to_datetime(column.astype("str"), errors="coerce", format="ISO8601")
+            unparsed = parsed.isna().to_numpy() & ~null
+            if unparsed.any():
+                problems.append(
+                    (unparsed, _got(column, f"feature {name!r} expects an ISO 8601 date string"))
+                )
         if pd.api.types.is_string_dtype(column.dtype) and not pd.api.types.is_object_dtype(
             column.dtype
         ):

@@ -3,7 +3,9 @@
 `parse_feedback` validates `{"prediction_id", "actual"}` or `{"feedback": [...]}`;
 `FeedbackStore.record` joins each label with the prediction log and commits the ones it
 accepts before the server answers. Each item ends as `recorded`, `unknown` (no such
-prediction) or `duplicate` (already labelled, or twice in one request). A prediction answered
+prediction) or `duplicate` (already labelled, or twice in one request). A label the model
+cannot answer (not one of its classes; not a number for a model answering numbers) refuses the
+whole request with a 422 naming the allowed values, and nothing is stored. A prediction answered
 a moment ago may still sit in a log writer's queue: the store flushes this process's writer,
 looks again, and once more half a second later (another worker's writer) before it calls an id
 unknown.
@@ -118,6 +120,44 @@ def coerce_actual(actual: Any, prediction: Any) -> Any:
     return actual
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _same_label(actual: Any, label: Any) -> bool:
+    """Equal and of the same kind (True is not the class 1)."""
+    return isinstance(actual, bool) == isinstance(label, bool) and actual == label
+
+
+@dataclass(frozen=True)
+class LabelSpace:
+    """The labels a model can be told: its classes, or (`classes=None`) any number."""
+
+    classes: tuple[Any, ...] | None = None
+
+    def check(self, actual: Any, *, prediction: Any, where: str) -> Any:
+        """`actual` in the type the model answers; ValidationError when the model cannot
+        answer it. Without classes only a model that answers numbers is checked."""
+        actual = coerce_actual(actual, prediction)
+        if self.classes is None:
+            if not _is_number(prediction) or _is_number(actual):
+                return actual
+            raise ValidationError(
+                f"{where}: 'actual' must be a number (the model answers numbers), got {actual!r}"
+            )
+        if any(_same_label(actual, label) for label in self.classes):
+            return actual
+        allowed = ", ".join(str(label) for label in self.classes)
+        raise ValidationError(
+            f"{where}: 'actual' {actual!r} is not one of the model's classes (allowed: {allowed})",
+            hint="send the true class as the model predicts it",
+        )
+
+
+# (model name, version) -> its label space, or None when this process cannot tell.
+LabelSpaces = Callable[[str, str], LabelSpace | None]
+
+
 class FeedbackStore:
     """Joins labels with the prediction log and commits them (one label per prediction)."""
 
@@ -127,21 +167,32 @@ class FeedbackStore:
         *,
         flush: Callable[[], None] | None = None,
         retry_seconds: float = 0.5,
+        labels: LabelSpaces | None = None,
     ) -> None:
         self.database = database
         self.retry_seconds = retry_seconds
         self._flush = flush
+        self._labels = labels
         self._lock = threading.Lock()  # one writer per process; other processes: IntegrityError
 
-    def record(self, items: Sequence[FeedbackItem]) -> list[ItemResult]:
-        """Commit the labels that join a logged, unlabelled prediction; say what became of each."""
+    def record(self, items: Sequence[FeedbackItem], *, bulk: bool = True) -> list[ItemResult]:
+        """Commit the labels that join a logged, unlabelled prediction; say what became of each.
+
+        ValidationError (nothing stored) when a label is one the model cannot answer; `bulk`
+        names the items `feedback[i]` in that message, else `body`."""
         with self._lock:
             try:
-                return self._record(items)
+                return self._record(items, bulk)
             except IntegrityError:  # another process labelled one of them meanwhile: look again
-                return self._record(items)
+                return self._record(items, bulk)
 
-    def _record(self, items: Sequence[FeedbackItem]) -> list[ItemResult]:
+    def _actual(self, item: FeedbackItem, record: PredictionRecord, where: str) -> Any:
+        space = self._labels(record.model_name, record.model_version) if self._labels else None
+        if space is None:
+            return coerce_actual(item.actual, record.prediction)
+        return space.check(item.actual, prediction=record.prediction, where=where)
+
+    def _record(self, items: Sequence[FeedbackItem], bulk: bool = True) -> list[ItemResult]:
         ids = list(dict.fromkeys(item.prediction_id for item in items))
         predictions = self._predictions(ids)
         if len(predictions) < len(ids):
@@ -163,7 +214,7 @@ class FeedbackStore:
                 )
             )
             results, seen, rows = [], set(), []
-            for item in items:
+            for index, item in enumerate(items):
                 pid = item.prediction_id
                 record = predictions.get(pid)
                 if record is None:
@@ -176,12 +227,13 @@ class FeedbackStore:
                     )
                     continue
                 seen.add(pid)
+                actual = self._actual(item, record, f"feedback[{index}]" if bulk else "body")
                 rows.append(
                     FeedbackRecord(
                         prediction_id=pid,
                         model_name=record.model_name,
                         model_version=record.model_version,
-                        actual=coerce_actual(item.actual, record.prediction),
+                        actual=actual,
                         prediction=record.prediction,
                         probability=record.probability,
                         predicted_at=record.created_at,

@@ -79,7 +79,10 @@ def classification_quality(
     """Accuracy, precision, recall, F1 (binary on the positive class, else weighted) and ROC AUC."""
     y_true = np.asarray([str(a) for a in actual], dtype=object)
     y_pred = np.asarray([str(p) for p in predicted], dtype=object)
-    classes = sorted(set(actual) | set(predicted), key=_class_order)
+    # Classes as the metrics see them (text): True and 1, or 1.0 and 1, are equal as values but
+    # two classes as text, and counting them as one made sklearn refuse a "binary" average.
+    by_text = {str(v): v for v in [*actual, *predicted]}
+    classes = sorted(by_text.values(), key=_class_order)
     out = {"accuracy": float(accuracy_score(y_true, y_pred))}
     if len(classes) == 2:
         positive = str(classes[1])
@@ -215,7 +218,13 @@ class QualityMonitor:
                 .order_by(func.max(FeedbackRecord.received_at).desc())
                 .limit(limit)
             ).all()
-        return [self.refresh(name, version) for name, version in pairs]
+        reports = []
+        for name, version in pairs:
+            try:
+                reports.append(self.refresh(name, version))
+            except Exception as exc:  # one version's labels must not keep the others' gauges
+                log.warning("cannot restore the quality of %s/%s: %s", name, version, exc)
+        return reports
 
     def _training_for(self, name: str, version: str) -> tuple[dict[str, float], str | None]:
         key = (name, version)

@@ -16,7 +16,7 @@ from starlette.requests import Request
 
 from mloop.errors import ServiceUnavailableError
 from mloop.monitoring.alerts import AlertHandler
-from mloop.monitoring.feedback import FeedbackStore
+from mloop.monitoring.feedback import FeedbackStore, LabelSpace
 from mloop.monitoring.live import LiveDriftMonitor
 from mloop.monitoring.notify import Notifier
 from mloop.monitoring.quality import QualityMonitor
@@ -59,7 +59,9 @@ class MonitoringService:
         database = open_database(settings)
         configure_mlflow(settings)
         log_writer = self.state.prediction_log
-        self.feedback = FeedbackStore(database, flush=log_writer.flush if log_writer else None)
+        self.feedback = FeedbackStore(
+            database, flush=log_writer.flush if log_writer else None, labels=self.label_space
+        )
         self.quality.database = database
         self.retrain = RetrainWorker(settings, database)
         self.alerts = AlertHandler(
@@ -97,9 +99,24 @@ class MonitoringService:
         return self._profile_source(name, version)
 
     def served_classes(self, name: str, version: str) -> list[Any] | None:
-        model = self.state.runtime.model
-        if model is not None and (model.name, model.version) == (name, version):
-            return model.classes
+        model = self._served_model(name, version)
+        return model.classes if model is not None else None
+
+    def label_space(self, name: str, version: str) -> LabelSpace | None:
+        """What a label of this version may be, from the loaded model (None: not served here)."""
+        model = self._served_model(name, version)
+        if model is None:
+            return None
+        return LabelSpace(tuple(model.classes) if model.classes is not None else None)
+
+    def _served_model(self, name: str, version: str) -> Any:
+        """The loaded model of a version this server serves (default or a variant), or None."""
+        pool = getattr(self.state, "pool", None)
+        runtimes = pool.runtimes() if pool is not None else [self.state.runtime]
+        for runtime in runtimes:
+            model = runtime.model
+            if model is not None and (model.name, model.version) == (name, version):
+                return model
         return None
 
     def _profile_source(self, name: str, version: str) -> tuple[Any, list[Any] | None]:

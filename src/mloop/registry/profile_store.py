@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 
+from mloop.registry.tracking import configure_mlflow
+from mloop.settings import Settings
 from mloop.stats.profile import ReferenceProfile
 
 log = logging.getLogger("mloop.monitoring")
@@ -22,13 +24,17 @@ def log_profile(profile: ReferenceProfile) -> None:
     mlflow.log_text(profile.to_json(), PROFILE_ARTIFACT)
 
 
-def load_profile(run_id: str) -> ReferenceProfile | None:
+def load_profile(run_id: str, settings: Settings | None = None) -> ReferenceProfile | None:
     """The profile logged with a run, or None when the run has none (trained before profiles).
 
-    Uses the MLflow tracking URI already configured (`mloop.registry.tracking.configure_mlflow`).
+    Reads from `settings`' tracking store when given; otherwise from the tracking URI already
+    configured, or, when none is, from the environment's settings (`MLOOP_HOME`, ...), so a
+    plain script needs no `configure_mlflow()` first.
     """
     import mlflow  # lazy: mlflow +1.2 s to import; the server starts without it
 
+    if settings is not None or not mlflow.is_tracking_uri_set():
+        configure_mlflow(settings)
     try:
         text = mlflow.artifacts.load_text(f"runs:/{run_id}/{PROFILE_ARTIFACT}")
     except (mlflow.exceptions.MlflowException, OSError) as exc:

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mloop.errors import NotFoundError, ValidationError
+from mloop.errors import ModelIntegrityError, NotFoundError, ValidationError
 from mloop.model.loader import LoadedModel
 from mloop.model.loader import load_model as load_pinned
+from mloop.registry.integrity import RefusalHook, verify_version
 from mloop.registry.records import ResolvedModel
 from mloop.registry.refs import ModelRef, parse_model_ref
 from mloop.registry.tracking import client_for, configure_mlflow
 from mloop.settings import Settings
 
+UNREGISTERED = "unregistered"  # the version of a URI or folder served as given
 _URI_SCHEMES = ("runs:/", "file:", "s3://", "gs://", "wasbs://", "abfss://", "http://", "https://")
 
 
@@ -42,7 +44,7 @@ def resolve_model(reference: str, settings: Settings) -> ResolvedModel:
     """
     text = reference.strip()
     if not _looks_registered(text):
-        return ResolvedModel(name=text, version="unregistered", uri=text)
+        return ResolvedModel(name=text, version=UNREGISTERED, uri=text)
     return resolve_ref(parse_model_ref(text), settings)
 
 
@@ -67,10 +69,24 @@ def resolve_ref(ref: ModelRef, settings: Settings) -> ResolvedModel:
     return ResolvedModel(ref.name, number, f"models:/{ref.name}/{number}", ref.alias)
 
 
-def load_model(reference: str, settings: Settings) -> LoadedModel:
-    """Resolve `reference` against the registry in `settings` and load that pinned version."""
+def load_model(
+    reference: str, settings: Settings, *, on_refused: RefusalHook | None = None
+) -> LoadedModel:
+    """Resolve `reference` against the registry in `settings` and load that pinned version.
+
+    A registered version is loaded only if its files match the content digest recorded at
+    registration (`integrity.verify_version`): otherwise ModelIntegrityError, after telling
+    `on_refused` (the caller's audit).
+    """
     configure_mlflow(settings)
     resolved = resolve_model(reference, settings)
+    if resolved.version != UNREGISTERED:
+        try:
+            verify_version(resolved.name, resolved.version, settings)
+        except ModelIntegrityError as exc:
+            if on_refused is not None:
+                on_refused(exc)
+            raise
     return load_pinned(
         resolved.uri,
         name=resolved.name,

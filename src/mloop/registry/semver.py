@@ -3,26 +3,25 @@
 `mloop.semver` is the previous version's semver (highest among the model's versions) bumped by
 the declared change type: `major` (breaking: new inputs or outputs), `minor` (retrained or
 improved, same interface; the default) or `patch` (a fix that should not change predictions).
-The first version is 1.0.0. `mloop.content_sha256` hashes the model artifact's files (sorted
-paths and bytes), except `MLmodel`, which holds a fresh uuid and timestamp on every log.
+The first version is 1.0.0. `mloop.content_sha256` hashes the model artifact's files
+(`mloop.model.digest.artifact_digest`); `resolve` checks it whenever the version is loaded.
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from mloop.errors import ValidationError
+from mloop.model.digest import artifact_digest
 
 SEMVER_TAG = "mloop.semver"
 CHANGE_TAG = "mloop.change_type"
 CONTENT_TAG = "mloop.content_sha256"
 CHANGE_TYPES = ("major", "minor", "patch")
 _SEMVER = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
-VOLATILE = frozenset({"MLmodel"})
 
 
 def check_change(change: str) -> str:
@@ -53,19 +52,8 @@ def bump(previous: tuple[int, int, int] | None, change: str) -> str:
 
 
 def content_sha256(folder: str | Path) -> str:
-    """sha256 over the artifact folder's files: relative path, NUL, bytes, for each in order."""
-    root = Path(folder)
-    digest = hashlib.sha256()
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        relative = path.relative_to(root).as_posix()
-        if relative in VOLATILE:
-            continue
-        digest.update(relative.encode() + b"\0")
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        digest.update(b"\0")
-    return digest.hexdigest()
+    """sha256 over the artifact folder's files (`mloop.model.digest.artifact_digest`)."""
+    return artifact_digest(folder)
 
 
 def tag_version(

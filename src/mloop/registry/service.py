@@ -270,8 +270,13 @@ class Registry:
         )
         return version
 
-    def set_alias(self, name: str, alias: str, version: str | int) -> None:
-        """Point a non-stage alias (`candidate`) at a version; stages move through `promote`."""
+    def set_alias(
+        self, name: str, alias: str, version: str | int, *, actor: str | None = None
+    ) -> None:
+        """Point a non-stage alias (`candidate`) at a version; stages move through `promote`.
+
+        With `actor` the guard records the change (`model.alias`, audited under governance).
+        """
         stage = stage_for_alias(alias)
         if stage is not None:
             raise ValidationError(
@@ -282,6 +287,9 @@ class Registry:
         self._version(name, number)
         with self._mlflow(f"setting alias '{alias}' of '{name}' to version {number}"):
             self._client.set_registered_model_alias(name, alias, number)
+        if actor is not None:
+            target = f"{name}/{number}"
+            self.guard.record(RegistryChange(actor, "model.alias", target, {"alias": alias}))
 
     def set_tags(self, name: str, version: str | int, tags: dict[str, str]) -> None:
         """Set tags on a version; `mloop.stage` is the registry's own and changes by promote."""
@@ -362,8 +370,7 @@ class Registry:
                 raise NotFoundError(
                     f"alias '{alias}' of model '{name}' not found: "
                     + (f"its aliases are {known}" if known else "it has no aliases"),
-                    hint=f"promote a version: mloop models promote {name} VERSION --stage "
-                    "Production",
+                    hint=_alias_hint(name, alias),
                 )
             number = aliases[alias]
         elif number is None:
@@ -491,3 +498,11 @@ def _str_or_none(value: object) -> str | None:
 
 def _from_millis(value: int | None) -> datetime | None:
     return datetime.fromtimestamp(value / 1000, tz=UTC) if value else None
+
+
+def _alias_hint(name: str, alias: str) -> str:
+    """The command that creates a missing alias: promote for a stage's, `models alias` else."""
+    stage = stage_for_alias(alias)
+    if stage is not None:
+        return f"promote a version: mloop models promote {name} VERSION --stage {stage.value}"
+    return f"point it at a version: mloop models alias {name} VERSION {alias}"

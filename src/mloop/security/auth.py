@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import os
 import threading
 import time
 from typing import Any
@@ -17,10 +18,11 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
-from mloop.errors import AuthenticationError, PermissionDeniedError, RateLimitedError
+from mloop.errors import AuthenticationError, RateLimitedError
 from mloop.security.access import Role
 from mloop.security.identities import Identity, IdentityStore
 from mloop.security.keys import PREFIX, KeyStore
+from mloop.security.permissions import permit
 from mloop.security.ratelimit import make_limiter
 from mloop.security.secrets import JWT_KEY_FILE, server_secret
 from mloop.security.tokens import verify_token
@@ -28,6 +30,7 @@ from mloop.settings import Settings
 from mloop.store import open_database
 
 CACHE_SECONDS = 5.0
+WORKERS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"  # the folder `mloop serve --workers N` shares
 KEY_MARK = "\0key:"  # marks an X-API-Key value that does not look like one
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", ""})
 
@@ -75,8 +78,12 @@ class Authenticator:
         self.settings = settings
         self.enabled = enabled
         self.database = open_database(settings)
+        # The workers of one server share their buckets through their common folder.
         self.limiter = make_limiter(
-            settings.rate_limit, settings.rate_limit_burst, settings.rate_limit_url
+            settings.rate_limit,
+            settings.rate_limit_burst,
+            settings.rate_limit_url,
+            shared_dir=os.environ.get(WORKERS_DIR_ENV),
         )
         self._secret: bytes | None = None
         self._cache: dict[str, tuple[float, Identity | AuthenticationError]] = {}
@@ -105,12 +112,7 @@ class Authenticator:
                 )
             identity = await run_in_threadpool(self.identify, token)
             request.state.mloop_identity = identity.name
-            if not identity.holds(role):
-                raise PermissionDeniedError(
-                    f"identity '{identity.name}' (roles: {', '.join(sorted(identity.roles))}) "
-                    f"may not {request.method} {request.url.path}: it needs the role "
-                    f"'{role.value}'"
-                )
+            permit(identity, role, f"{request.method} {request.url.path}")
         if self.limiter is not None:
             client = request.client.host if request.client else "unknown"
             key = f"id:{identity.name}" if identity else f"ip:{client}"

@@ -22,6 +22,7 @@ from mloop.deploy.spec import parse_spec
 from mloop.errors import ConfigError
 from mloop.governance.approvals import ApprovalService
 from mloop.governance.audit_writer import AuditWriter
+from mloop.governance.integrity import IntegrityAudit
 from mloop.jobs.queue import JobQueue
 from mloop.jobs.service import JobService
 from mloop.monitoring.prediction_log import PredictionLogWriter
@@ -91,7 +92,11 @@ def create_app(
     elif not settings.fallback_model_uris:
         model_ref = default_deployment(settings, deployments)[1]
     runtime = ModelRuntime(
-        model_ref, settings, retry_interval=retry_interval, freeze_heap=freeze_heap
+        model_ref,
+        settings,
+        retry_interval=retry_interval,
+        freeze_heap=freeze_heap,
+        on_refused=IntegrityAudit(settings),  # a version with changed files: audited
     )
     metrics = ServingMetrics()
     pool = ModelPool(settings, runtime, retry_interval=retry_interval, metrics=metrics)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -32,8 +33,11 @@ class _Variant:
 class LiveCounts:
     """Per (deployment, variant) counters and recent entries; thread-safe."""
 
-    def __init__(self, ring: int = RING) -> None:
+    def __init__(
+        self, ring: int = RING, sink: Callable[[str, str, int, bool], None] | None = None
+    ) -> None:
         self.ring = ring
+        self.sink = sink  # also told every record (deploy.traffic_log.TrafficLog.record)
         self._lock = threading.Lock()
         self._variants: dict[tuple[str, str], _Variant] = {}
         self._shadow: dict[tuple[str, str], dict[str, int]] = {}
@@ -52,6 +56,8 @@ class LiveCounts:
             if not ok:
                 entry.errors += rows
             entry.ring.append((time.time(), seconds, ok, rows))
+        if self.sink is not None:
+            self.sink(deployment, variant, rows, ok)
 
     def record_shadow(self, deployment: str, variant: str, result: str, rows: int = 1) -> None:
         """Mirrored rows for candidate `variant`: agree, disagree, error or skipped."""

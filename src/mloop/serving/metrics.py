@@ -1,7 +1,9 @@
 """Prometheus metrics of one server app, in their own registry (no global state between apps).
 
 With several worker processes set `PROMETHEUS_MULTIPROC_DIR`: the metrics then write to shared
-files and `render()` aggregates every worker through `MultiProcessCollector`.
+files and `render()` aggregates every worker through `MultiProcessCollector`. Either way the
+body ends with each worker's `process_*` metrics (a `pid` label) and `mloop_build_info`
+(`serving.process_metrics`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from prometheus_client import (
 )
 
 from mloop.errors import DeadlineExceededError, UserError
+from mloop.serving.process_metrics import BuildInfoCollector, WorkerProcessCollector, worker_pids
 
 # Model calls take milliseconds; the buckets resolve 1 ms .. 10 s.
 LATENCY_BUCKETS = (
@@ -166,6 +169,10 @@ class ServingMetrics:
         )
         for result in ("success", "failed"):  # both series from the start (rate() needs them)
             self.model_swaps.labels(result=result)
+        # Not in a multiprocess file: read at scrape time, for every live worker.
+        self.process = CollectorRegistry()
+        self.process.register(WorkerProcessCollector(self._worker_pids))
+        self.process.register(BuildInfoCollector())
 
     def variant_label(self, deployment: str, variant: str) -> str:
         """The `variant` label of a deployment's variant: `deployment/variant`, or `other`."""
@@ -213,5 +220,9 @@ class ServingMetrics:
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)
-            return generate_latest(registry)
-        return generate_latest(self.registry)
+            return generate_latest(registry) + generate_latest(self.process)
+        return generate_latest(self.registry) + generate_latest(self.process)
+
+    @staticmethod
+    def _worker_pids() -> list[int]:
+        return worker_pids(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))

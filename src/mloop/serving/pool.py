@@ -80,6 +80,7 @@ class ModelPool:
                     retry_interval=self.retry_interval,
                     use_fallbacks=False,
                     freeze_heap=self.default.freeze_heap,
+                    on_refused=self.default.on_refused,
                 )
                 found.listeners.append(self._notify)
                 self._runtimes[reference] = found

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from mloop.errors import ConfigError, MloopError, ServiceUnavailableError
+from mloop.errors import ConfigError, MloopError, ModelIntegrityError, ServiceUnavailableError
 from mloop.model.loader import LoadedModel
 from mloop.model.warmup import warm_up
 from mloop.registry.records import ResolvedModel
@@ -134,6 +134,7 @@ class ModelRuntime:
         resolver: Callable[[ModelRef], ResolvedModel] | None = None,
         clock: Callable[[], float] = time.monotonic,
         freeze_heap: bool = False,
+        on_refused: Callable[[ModelIntegrityError], None] | None = None,
     ) -> None:
         fallbacks = list(settings.fallback_model_uris) if use_fallbacks else []
         candidates = ([reference] if reference else []) + fallbacks
@@ -146,7 +147,9 @@ class ModelRuntime:
         self.candidates = candidates
         self.settings = settings
         self.retry_interval = retry_interval
-        self._loader = loader
+        # on_refused: told each version refused for changed files (the audit; mloop.governance)
+        self.on_refused = on_refused
+        self._loader = loader if on_refused is None else _telling(loader, on_refused)
         self._resolver = resolver or self._resolve
         self._clock = clock
         # `gc.freeze()` after each load (`_freeze_heap`): a serving process's choice (mloop
@@ -440,6 +443,22 @@ class ModelRuntime:
         """Block until the last swap's heap re-freeze ran (tests)."""
         if self._reclaimer is not None:
             self._reclaimer.join(timeout)
+
+
+def _telling(
+    loader: Callable[[str, Settings], LoadedModel],
+    on_refused: Callable[[ModelIntegrityError], None],
+) -> Callable[[str, Settings], LoadedModel]:
+    """`loader`, telling `on_refused` of each integrity refusal before it propagates."""
+
+    def load(uri: str, settings: Settings) -> LoadedModel:
+        try:
+            return loader(uri, settings)
+        except ModelIntegrityError as exc:
+            on_refused(exc)
+            raise
+
+    return load
 
 
 def _alias_of(reference: str | None) -> ModelRef | None:

@@ -26,12 +26,14 @@ from mloop.deploy.canary import CanaryDriver, Observation
 from mloop.deploy.router import TrafficRouter
 from mloop.deploy.service import DeploymentService
 from mloop.deploy.spec import DeploymentSpec, parse_spec
+from mloop.deploy.traffic_log import TrafficLog
 from mloop.errors import MloopError, NotFoundError
 from mloop.serving.live_counts import LiveCounts
 from mloop.serving.metrics import ServingMetrics
 from mloop.serving.pool import ModelPool
 from mloop.serving.shadow import ShadowRunner
 from mloop.settings import Settings
+from mloop.store import open_database
 
 log = logging.getLogger("mloop.serving.traffic")
 
@@ -81,7 +83,8 @@ class Traffic:
         self.settings = settings
         self.pool = pool
         self.serves_default = serves_default
-        self.counts = LiveCounts()
+        self.log = TrafficLog(open_database(settings))  # what `mloop deploy status` counts
+        self.counts = LiveCounts(sink=self.log.record)
         self.shadow = ShadowRunner(metrics, self.counts)
         self._service = service
         self._routes: dict[str, Route] = {}
@@ -193,6 +196,7 @@ class Traffic:
             thread.join(5.0)
         self._threads = []
         self.shadow.close()
+        self.log.close()
 
     def _every(self, seconds: float, work: Callable[[], Any], name: str) -> threading.Thread:
         def loop() -> None:

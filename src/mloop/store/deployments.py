@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, DateTime, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mloop.store.models import Base, utcnow
@@ -51,3 +51,22 @@ class DeploymentRevisionRow(Base):
     restored_from: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
     __table_args__ = (UniqueConstraint("name", "revision", name="uq_deployment_history_rev"),)
+
+
+class DeploymentTrafficRow(Base):
+    """Rows a deployment variant answered (and failed) in one flush of a server's traffic log.
+
+    Written by `deploy.traffic_log.TrafficLog` about once a second per server while traffic
+    flows; `mloop deploy status` sums the recent rows per variant.
+    """
+
+    __tablename__ = "deployment_traffic"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    deployment: Mapped[str] = mapped_column(String(64))
+    variant: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    requests: Mapped[int] = mapped_column(Integer)
+    errors: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = (Index("ix_deployment_traffic_time", "deployment", "created_at"),)

@@ -3,11 +3,14 @@
 One label (`{"prediction_id", "actual"}`) answers 200, 404 for an unknown prediction or 409
 for one already labelled. Many (`{"feedback": [...]}`) answer 200 with a result per label
 (`recorded`, `unknown`, `duplicate`) so one bad id does not refuse the rest. Both return the
-refreshed live quality of the versions the labels belong to.
+refreshed live quality of the versions the labels belong to. A label the model cannot answer
+(not one of its classes, or not a number for a model answering numbers) is a 422 naming the
+allowed values, and nothing of the request is stored.
 """
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -51,7 +54,7 @@ async def post_feedback(request: Request) -> Response:
     body = await read_body(request, state.settings.max_body_bytes)
     document, _ = parse_json(body)
     items, bulk = parse_feedback(document, max_items=state.settings.max_batch_rows)
-    results = await run_in_threadpool(service.feedback.record, items)
+    results = await run_in_threadpool(partial(service.feedback.record, items, bulk=bulk))
     if not bulk:
         result = results[0]
         if result.status == UNKNOWN:

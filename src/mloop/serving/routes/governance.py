@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from mloop.errors import AuthenticationError, ServiceUnavailableError
+from mloop.errors import AuthenticationError, ServiceUnavailableError, ValidationError
 from mloop.governance.approvals import ApprovalService
 from mloop.governance.audit import audit_log
 from mloop.governance.timeparse import parse_since
@@ -32,10 +32,11 @@ router = APIRouter(tags=["governance"])
 
 
 class SubmitBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # `"version": 2` and `"version": "2"` are the same version (strict=False numbers to text).
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
 
     model: str = Field(..., min_length=1, description="Registered model name.")
-    version: str = Field(..., min_length=1, description="Version number.")
+    version: str = Field(..., min_length=1, description='Version number (2 or "2").')
     stage: str = Field(..., description="Target stage: Staging, Production or Archived.")
     comment: str | None = None
 
@@ -112,8 +113,10 @@ async def approve(request: Request, request_id: str, body: ApproveBody | None = 
 
 
 @router.post("/approvals/{request_id}/reject", dependencies=[requires(Role.VIEWER)])
-async def reject(request: Request, request_id: str, body: RejectBody) -> Response:
+async def reject(request: Request, request_id: str, body: RejectBody | None = None) -> Response:
     """Reject as the caller (who must hold one of the required roles); closes the request."""
+    if body is None:
+        raise ValidationError('a rejection needs a reason: send {"reason": "why"}')
     actor = _actor(request)
     done = await run_in_threadpool(
         _service(request).reject, request_id, actor=actor, reason=body.reason
@@ -134,7 +137,7 @@ async def verify(request: Request) -> Response:
 async def export(request: Request, since: str | None = None, action: str | None = None) -> Response:
     """Audit rows as JSON lines (`application/x-ndjson`), from `since` (ISO 8601) on."""
 
-    start = parse_since(since) if since else None
+    start = parse_since(since, "query parameter 'since'") if since else None
     log = audit_log(serving_state(request).settings)
     buffer = io.StringIO()
     await run_in_threadpool(log.export, buffer, start, action)

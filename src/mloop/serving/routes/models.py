@@ -10,12 +10,14 @@ MLflow's own registry webhook (signed deliveries, see `serving.mlflow_webhook`).
 
 from __future__ import annotations
 
+import json
+
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from mloop.errors import ServiceUnavailableError
+from mloop.errors import NotFoundError, ServiceUnavailableError
 from mloop.governance.approvals import known_stage
 from mloop.registry.service import Registry
 from mloop.security.access import Role, requires
@@ -93,10 +95,27 @@ async def refresh(request: Request) -> Response:
     Body: empty (every reference), `{"model": NAME}`, or an MLflow registry webhook delivery
     (`model_version_alias.created` / `.deleted`), which refreshes that model's references.
     """
-    name = model_of(await body_of(request))
+    body = await body_of(request)
+    name = model_of(body)
     pool = serving_state(request).pool
+    if name is not None and _by_name(body):  # a webhook delivery may be about any model
+        served = sorted({r.model_name for r in pool.runtimes() if r.model_name}) if pool else []
+        if name not in served:
+            raise NotFoundError(
+                f"this server serves no model {name!r}",
+                hint=f"models served here: {', '.join(served) or 'none'}",
+            )
     outcomes = await run_in_threadpool(pool.refresh, name) if pool is not None else []
     return json_response({"refreshed": [outcome.to_dict() for outcome in outcomes]})
+
+
+def _by_name(body: bytes) -> bool:
+    """The body names the model itself (`{"model": NAME}`), not an MLflow delivery."""
+    try:
+        value = json.loads(body)
+    except ValueError:
+        return False
+    return isinstance(value, dict) and "model" in value
 
 
 async def refresh_model(request: Request, name: str) -> list[SwapOutcome]:

@@ -148,6 +148,7 @@ async def infer_v2(request: Request, name: str, version: str | None = None) -> R
         timeout = request_timeout(request, state)
         model = _model(state, name, version)
         document, inputs, shapes = _parse(body, request.headers.get(HEADER_LENGTH))
+        _check_datatypes(model, document)
         rows = _tensor_rows(model, inputs, shapes) if model.schema.tensor else None
         rows = rows or _rows(model, inputs, shapes)
         count = max(len(rows), 1)
@@ -352,6 +353,31 @@ def _text(name: str, raw: bytes) -> str:
 
 def _plain(array: np.ndarray) -> list[Any]:
     return array.tolist()
+
+
+def _fits(datatype: str, feature_type: str) -> bool:
+    """Whether a V2 datatype can carry a column of this signature type."""
+    expected = DATATYPES.get(feature_type)
+    if expected == "BYTES" or datatype == "BYTES":
+        return datatype == expected
+    if expected == "BOOL" or datatype == "BOOL":
+        return datatype == expected
+    return True  # any number type for a number column; the schema checks the values
+
+
+def _check_datatypes(model: LoadedModel, document: dict[str, Any]) -> None:
+    """Refuse an input declared with a datatype its column cannot take (BYTES for a number)."""
+    schema = model.schema
+    by_name = {f.name: f for f in schema.features}
+    for tensor in document["inputs"]:
+        name, datatype = tensor["name"], tensor["datatype"]
+        feature = by_name.get(name) or (schema.features[0] if schema.tensor else None)
+        if feature is not None and not _fits(datatype, feature.type):
+            raise ValidationError(
+                f"input {name!r} is declared {datatype}, but feature {feature.name!r} is "
+                f"{feature.type}",
+                hint=f"send it as {DATATYPES[feature.type]}",
+            )
 
 
 def _tensor_rows(
