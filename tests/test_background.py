@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 
-from mloop.background import BackgroundQueue
+from mloop.background import BackgroundQueue, Outage, keep_trying
 
 
 class Recorder:
@@ -91,3 +91,34 @@ def test_tick_runs_without_traffic_and_items_wait_for_start():
     assert queue.flush(timeout=30)
     assert handler.calls == [[1]]
     queue.close()
+
+
+def test_keep_trying_retries_a_transient_failure_and_reports_the_outage_meanwhile():
+    outage, attempts, seen = Outage(), [], []
+
+    def work() -> None:
+        attempts.append(1)
+        seen.append(outage.active)
+        if len(attempts) < 3:
+            raise ConnectionError("database away")
+
+    assert keep_trying(work, what="w", outage=outage, give_up_after=60, pause=0.001)
+    assert len(attempts) == 3 and seen == [False, True, True]  # degraded while failing
+    assert not outage.active and outage.retries == 0  # cleared by the success
+
+
+def test_keep_trying_gives_up_at_once_on_a_permanent_error_and_after_its_budget():
+    calls = []
+
+    def clash() -> None:
+        calls.append(1)
+        raise ValueError("duplicate key")
+
+    outage = Outage()
+    permanent = keep_trying(
+        clash, what="w", outage=outage, give_up_after=60, transient=lambda e: False
+    )
+    assert not permanent and len(calls) == 1 and not outage.active
+    calls.clear()
+    assert not keep_trying(clash, what="w", outage=outage, give_up_after=0, pause=0.001)
+    assert len(calls) == 1 and outage.active and "duplicate key" in outage.error

@@ -12,6 +12,9 @@ Guarantees: `put` never blocks (False when the queue holds `max_items` or is clo
 counts the loss); everything accepted is handed to `handle` in order, also at `close()`;
 `flush()` returns once everything put before it was handled. A failing `handle` is logged and
 the thread goes on. `tick` (optional) runs every `tick_seconds` even without traffic.
+
+`keep_trying` is how a writer's `handle` survives its database going away: it retries with
+backoff (recording the `Outage` that `/ready` reports) while the queue keeps accepting items.
 """
 
 from __future__ import annotations
@@ -188,3 +191,71 @@ class BackgroundQueue(Generic[T]):
             function(items) if items is not None else function()
         except Exception:  # a background thread must never die of one bad batch
             log.exception("%s: background work failed", self.name)
+
+
+class Outage:
+    """Whether the target of a background writer (a database) is failing now, and since when.
+
+    The writer thread sets it; `/ready` and metrics read it (a torn read is harmless).
+    """
+
+    __slots__ = ("error", "on_failure", "retries", "since")
+
+    def __init__(self, on_failure: Callable[[], None] | None = None) -> None:
+        self.since: float | None = None  # time.time() of the first failure of this outage
+        self.error: str | None = None
+        self.retries = 0
+        self.on_failure = on_failure  # called on each failed attempt (a metric)
+
+    @property
+    def active(self) -> bool:
+        return self.since is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"since": self.since, "error": self.error, "retries": self.retries}
+
+
+def keep_trying(
+    work: Callable[[], None],
+    *,
+    what: str,
+    outage: Outage,
+    give_up_after: float,
+    transient: Callable[[BaseException], bool] = lambda exc: True,
+    pause: float = 0.2,
+    max_pause: float = 5.0,
+) -> bool:
+    """Call `work` until it succeeds (True), pausing `pause` doubling to `max_pause` between
+    attempts; False once it has failed for `give_up_after` seconds, or at once for an error
+    `transient` calls permanent (retrying a primary key clash cannot help). For writers whose
+    rows were acknowledged already: a database outage delays them instead of losing them.
+    """
+    started = time.monotonic()
+    while True:
+        try:
+            work()
+        except Exception as exc:
+            if outage.on_failure is not None:
+                outage.on_failure()
+            if not transient(exc):
+                log.error("%s failed: %s", what, _first_line(exc), exc_info=exc)
+                return False
+            if outage.since is None:
+                outage.since = time.time()
+                log.warning("%s failed, retrying until it succeeds: %s", what, _first_line(exc))
+            outage.error, outage.retries = _first_line(exc), outage.retries + 1
+            if time.monotonic() - started >= give_up_after:
+                log.error("%s failed for %.0f s: giving up", what, give_up_after, exc_info=exc)
+                return False
+            time.sleep(pause)
+            pause = min(pause * 2, max_pause)
+            continue
+        if outage.since is not None:
+            log.warning("%s succeeded again after %d retries", what, outage.retries)
+            outage.since, outage.error, outage.retries = None, None, 0
+        return True
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]

@@ -111,4 +111,6 @@ def serve_worker_app() -> ServingApp:
     that process's GC (and freezes the heap after each model load), then serves
     MLOOP_SERVE_MODEL (unset: the default deployment)."""
     tune_gc()
-    return Platform().server_app(os.environ.get(MODEL_ENV) or None, freeze_heap=True)
+    return Platform().server_app(
+        os.environ.get(MODEL_ENV) or None, freeze_heap=True, settle_before_serving=True
+    )

@@ -59,6 +59,14 @@ class Settings(BaseSettings):
     )
     log_inputs: bool = Field(True, description="Keep each prediction's input in the log.")
     log_level: str = Field("info", description="Server log level.")
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description="Server and worker log lines: `text`, or `json` (one object a line with "
+        "timestamp, level, logger, message, request_id, model, version, latency_ms).",
+    )
+    log_requests: bool = Field(
+        False, description="Log one line per HTTP request (status, latency, model, version)."
+    )
 
     # --- jobs (async predictions, workers, batch scoring) ---
     jobs_backend: Literal["local", "celery"] = Field(
@@ -226,8 +234,32 @@ class Settings(BaseSettings):
     alert_smtp_to: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Recipients of alert e-mails (comma-separated)."
     )
+    webhook_allow: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Hosts and CIDRs outgoing webhooks (alerts, approvals) may call "
+        "(comma-separated); empty: any public address, never private, loopback or link-local.",
+    )
 
-    @field_validator("retrain_on", "alert_smtp_to", mode="before")
+    # --- retention (`mloop retention apply`, and `mloop worker` every interval); 0 keeps all ---
+    retention_predictions_days: float = Field(
+        0.0, ge=0, description="Delete prediction-log rows older than this many days."
+    )
+    retention_predictions_rows: int = Field(
+        0, ge=0, description="Keep at most this many (newest) prediction-log rows."
+    )
+    retention_feedback_days: float = Field(
+        0.0, ge=0, description="Delete feedback labels older than this many days."
+    )
+    retention_feedback_rows: int = Field(0, ge=0, description="Keep at most this many labels.")
+    retention_audit_days: float = Field(
+        0.0, ge=0, description="Prune audit rows older than this (behind a signed checkpoint)."
+    )
+    retention_audit_rows: int = Field(0, ge=0, description="Keep at most this many audit rows.")
+    retention_interval_seconds: float = Field(
+        3600.0, gt=0, description="How often `mloop worker` applies the retention policies."
+    )
+
+    @field_validator("retrain_on", "alert_smtp_to", "webhook_allow", mode="before")
     @classmethod
     def _split_monitoring_lists(cls, value: object) -> object:
         """Accept `a,b` as well as a JSON list in the environment."""
@@ -269,6 +301,30 @@ class Settings(BaseSettings):
     canary_tick_seconds: float = Field(
         15.0, gt=0, description="How often a server judges running canaries against their SLO."
     )
+
+    # --- Feast (out of process: its own venv, its feature server over HTTP) ---
+    feast_url: str = Field(
+        "", description="Feast feature server (`feast serve`) that entity-key requests read."
+    )
+    feast_features: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Feast features (`view:feature`) an entity row gets."
+    )
+    feast_feature_service: str = Field(
+        "", description="Feast feature service to read instead of MLOOP_FEAST_FEATURES."
+    )
+    feast_venv: Path = Field(
+        Path(".venv-tools/feast"), description="Virtual environment holding Feast (its CLI)."
+    )
+    feast_repo: Path = Field(Path("."), description="Feast repository (feature_store.yaml).")
+    feast_timeout_seconds: float = Field(
+        2.0, gt=0, description="Deadline of one call to the Feast feature server."
+    )
+
+    @field_validator("feast_features", mode="before")
+    @classmethod
+    def _split_feast_features(cls, value: object) -> object:
+        """Accept `a,b` as well as a JSON list in the environment."""
+        return cls._split_commas(value)
 
 
 @lru_cache(maxsize=1)

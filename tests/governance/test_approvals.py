@@ -27,7 +27,9 @@ def hook():
 @pytest.fixture(scope="module")
 def env(governed, hook):
     settings, _keys = governed
-    settings = settings.model_copy(update={"approval_webhook_url": hook.url})
+    settings = settings.model_copy(
+        update={"approval_webhook_url": hook.url, "webhook_allow": ["127.0.0.1"]}
+    )
     return settings, ApprovalService(settings)
 
 
@@ -174,3 +176,19 @@ def test_drift_gate_fails_on_drifted_evaluation_data(tmp_path):
         governed_registry(own).promote("churn", "1", "Staging")
     assert "drift: max PSI" in err.value.message and "recent.csv" in err.value.message
     assert "metric.accuracy: accuracy = " in err.value.message
+
+
+def test_an_approval_webhook_to_a_host_not_allowed_is_refused_and_audited(env, hook):
+    from mloop.governance.notify import notify
+
+    settings, service = env
+    closed = settings.model_copy(update={"webhook_allow": []})  # loopback refused by default
+    request = service.get(service.list()[0].id)
+    before = len(hook.events)
+    assert notify(closed, audit_log(settings), "submitted", request) is False
+    assert len(hook.events) == before  # nothing was sent
+    failed = [r for r in audit_log(settings).rows(action="approval.notify_failed")][-1]
+    assert failed["target"] == f"request {request.id}"
+    assert failed["detail"]["error"].startswith("refused:")
+    assert notify(settings, audit_log(settings), "submitted", request) is True  # allowed
+    assert len(hook.events) == before + 1

@@ -24,6 +24,7 @@ def trained(tmp_path_factory):
 
 
 def serve(settings, **changes):
+    changes = {"webhook_allow": ["127.0.0.1"], **changes}  # the receivers are local
     return in_process(create_app("churn@production", settings.model_copy(update=changes)))
 
 

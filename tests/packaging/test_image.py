@@ -133,6 +133,9 @@ def test_serves_the_baked_model_as_non_root_on_a_read_only_root(container, built
         bad = client.post("/predict", json={"features": {"tenure": "many"}})
     assert [a.status_code for a in answers] == [200] * 5, answers[0].text
     assert [a.json()["prediction"] for a in answers] == expected
+    assert {(a.json()["model_name"], a.json()["model_version"]) for a in answers} == {
+        ("churn", "1")
+    }
     assert bad.status_code == 422, bad.text
     status = run(tool, "exec", name, "python", "-c", "print(open('/proc/1/status').read())")
     uids = next(line.split()[1:] for line in status.stdout.splitlines() if line.startswith("Uid:"))

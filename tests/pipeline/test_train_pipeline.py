@@ -238,4 +238,4 @@ def test_config_problems_found_before_training(module_home, churn_csv, make_conf
                 train={"model": "logistic_regression", "params": {}},
             ),
         )
-    assert set(steps) == {"load"}
+    assert set(steps) == {"load", "validate"}  # nothing fitted

@@ -204,3 +204,29 @@ def test_batch_predict_cli_exits_10_naming_both_digests(home, tmp_path, monkeypa
     found = artifact_digest(artifact_folder(home, "2"))
     assert f"sha256{found}" in flat
     assert "Traceback" not in result.output
+
+
+def baked_folder(settings: Settings, version: str, dest: Path) -> Path:
+    """The folder `mloop build-image` bakes into an image for `churn/VERSION`."""
+    from mloop.packaging.context import prepare_context
+
+    context = prepare_context(f"{NAME}/{version}", settings, dest, server_image="mloop:test")
+    return context.path / "model"
+
+
+def test_a_baked_folder_serves_as_its_registered_version_without_the_registry(home, tmp_path):
+    folder = baked_folder(home, "1", tmp_path / "ctx")
+    elsewhere = modelkit.home_settings(tmp_path / "empty-home")  # no such model in this registry
+    loaded = load_model(str(folder), elsewhere)
+    assert (loaded.name, loaded.version) == (NAME, "1")
+
+
+def test_a_baked_folder_changed_after_the_build_is_refused(home, tmp_path):
+    folder = baked_folder(home, "1", tmp_path / "ctx")
+    recorded = client(home).get_model_version(NAME, "1").tags[CONTENT_TAG]
+    with open(folder / "requirements.txt", "a") as handle:
+        handle.write("# edited inside the image\n")
+    told: list[ModelIntegrityError] = []
+    with pytest.raises(ModelIntegrityError) as info:
+        load_model(str(folder), home, on_refused=told.append)
+    assert f"recorded {recorded}" in info.value.message and told == [info.value]

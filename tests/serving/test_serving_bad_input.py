@@ -209,7 +209,9 @@ def test_invalid_requests_are_counted_as_invalid_rows(http, row):
 def test_unknown_route_is_a_json_404(http):
     response = http.get("/nope")
     assert response.status_code == 404
-    assert response.json() == {"error": "NotFoundError", "detail": "no route GET /nope"}
+    body = response.json()
+    assert body.pop("request_id") == response.headers["x-request-id"]
+    assert body == {"error": "NotFoundError", "detail": "no route GET /nope"}
 
 
 def test_wrong_method_is_a_json_405(http):

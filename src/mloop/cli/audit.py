@@ -1,4 +1,4 @@
-"""`mloop audit verify|export`: check the HMAC chain, export rows as JSON lines."""
+"""`mloop audit verify|export`: check the HMAC chain (from its checkpoint), export the rows."""
 
 from __future__ import annotations
 
@@ -38,11 +38,16 @@ def verify(
 ) -> None:
     """Recompute the whole chain; name the first modified, deleted or reordered row.
 
-    Exits 10 when the chain is broken. Keep the printed head MAC somewhere else to detect a
+    After retention pruned old rows (`mloop retention apply`), the chain is checked from the
+    newest signed checkpoint: its signature, then every row after it; the report says which
+    rows the checkpoint vouches for and which were verified one by one. Exits 10 when the
+    chain or a checkpoint is broken. Keep the printed head MAC somewhere else to detect a
     truncated tail later.
 
     Example: mloop audit verify
     """
+    from mloop.governance.checkpoints import audit_key, verify  # lazy: +0.3 s at CLI start-up
+
     log = _log(as_user, "AUDIT_VERIFY")
     with Progress(
         TextColumn("verifying"),
@@ -52,8 +57,10 @@ def verify(
         transient=True,
     ) as progress:
         task = progress.add_task("verify", total=None)
-        report = log.verify(
-            on_progress=lambda done, total: progress.update(task, completed=done, total=total)
+        report = verify(
+            log.database,
+            audit_key(get_settings()),
+            on_progress=lambda done, total: progress.update(task, completed=done, total=total),
         )
     if as_json:
         typer.echo(json.dumps(report.to_dict()))
@@ -71,21 +78,43 @@ def export(
     since: str | None = typer.Option(
         None, "--since", help="From this time: ISO date/time (2026-01-31) or age (12h, 7d)."
     ),
+    until: str | None = typer.Option(
+        None, "--until", help="Before this time: ISO date/time or age (1d: up to a day ago)."
+    ),
     action: str | None = typer.Option(None, "--action", help="Only this action (model.promote)."),
-    out: Path | None = typer.Option(None, "--out", "-o", help="JSONL file; stdout when omitted."),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="File (.jsonl or .parquet); stdout (JSON Lines) when omitted."
+    ),
+    fmt: str | None = typer.Option(
+        None, "--format", help="jsonl or parquet; from the --out extension when omitted."
+    ),
     as_user: str | None = AS_OPTION,
 ) -> None:
-    """Write audit rows as JSON lines (seq, time, actor, action, target, detail, MACs).
+    """Write audit rows as JSON Lines or Parquet (seq, time, actor, action, target, detail, MACs).
 
     Example: mloop audit export --since 7d --out audit.jsonl
     """
+    from mloop.data.rows import export_format, write_rows  # lazy: pyarrow, +0.2 s
     from mloop.governance.timeparse import parse_since  # lazy: +0.8 ms at CLI start-up
 
+    kind = export_format(out, fmt)
     start = parse_since(since, "--since") if since else None
+    end = parse_since(until, "--until") if until else None
     log = _log(as_user, "AUDIT_EXPORT")
-    if out is None:
-        log.export(sys.stdout, start, action)
-        return
-    with open(out, "w", encoding="utf-8") as handle:
-        count = log.export(handle, start, action)
-    err_console.print(f"wrote {count} rows to {out}", highlight=False)
+    rows = (row for row in log.rows(start, action) if end is None or row["created_at"] < end)
+    count = write_rows(rows, out, kind, AUDIT_COLUMNS, sys.stdout)
+    if out is not None:
+        err_console.print(f"wrote {count} rows to {out} ({kind})", highlight=False)
+
+
+# Parquet schema of an audit export (data/rows.py): the detail as JSON text.
+AUDIT_COLUMNS = {
+    "seq": "int",
+    "created_at": "time",
+    "actor": "string",
+    "action": "string",
+    "target": "string",
+    "detail": "json",
+    "prev_mac": "string",
+    "mac": "string",
+}

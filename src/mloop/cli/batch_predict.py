@@ -60,6 +60,12 @@ def batch_predict(
     ray_address: str | None = typer.Option(
         None, "--ray-address", help="Ray cluster to use (default: RAY_ADDRESS, else local Ray)."
     ),
+    entities: bool = typer.Option(
+        False,
+        "--entities",
+        help="INPUT holds entity keys: fetch each row's online features from Feast first "
+        "[MLOOP_FEAST_URL, MLOOP_FEAST_FEATURES].",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Score every row of INPUT and write id, prediction, probability and model version.
@@ -69,8 +75,12 @@ def batch_predict(
     an interruption: finished chunks are skipped.
 
     Example: mloop batch-predict churn@production customers.parquet scores.parquet
+
+    Example: mloop batch-predict churn@production customer_ids.csv scores.parquet --entities
     """
     settings = get_settings()
+    if entities:
+        input_path = _fetch_features(input_path, output, restart)
     progress = Progress(
         TextColumn("[bold]scoring"),
         BarColumn(),
@@ -145,3 +155,18 @@ def batch_predict(
     console.print(f"  output      {summary.output}", highlight=False, soft_wrap=True)
     if summary.rejects:
         console.print(f"  rejects     {summary.rejects}", highlight=False, soft_wrap=True)
+
+
+def _fetch_features(keys: Path, output: Path, restart: bool) -> Path:
+    """The feature rows of an entity-key file, from Feast's online store in bulk, written
+    beside OUTPUT once (a rerun scores the same rows, so finished chunks still count)."""
+    # lazy: +0.3 s at CLI start-up, and httpx for the Feast client
+    from mloop.data.io import read_table, write_table
+    from mloop.features.feast_client import FeastSource, online_frame
+
+    target = output.with_name(f"{output.stem}.features.parquet")  # for scores.parquet or scores/
+    if target.exists() and not restart:
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    frame = online_frame(FeastSource.from_settings(get_settings()), read_table(keys))
+    return write_table(frame, target)

@@ -10,8 +10,7 @@ from pathlib import Path
 import typer
 
 from mloop.cli.console import console
-from mloop.packaging.builder import BuildOptions, find_builder
-from mloop.packaging.image import DEFAULT_BASE_IMAGE, build_model_image
+from mloop.packaging.builder import DEFAULT_BASE_IMAGE, BuildOptions, find_builder
 from mloop.settings import get_settings
 
 
@@ -71,6 +70,9 @@ def build_image(
     Example: mloop build-image churn/3 -t mloop-churn:3 --builder podman --network host
     --ca-bundle /etc/ssl/certs/ca-certificates.crt --base-image localhost/python-base:3.11
     """
+    # lazy: the registry and model layers (sklearn, +1.2 s) would load on every `mloop` start
+    from mloop.packaging.image import build_model_image
+
     settings = get_settings()
     options = BuildOptions(builder=find_builder(builder), network=network, ca_bundle=ca_bundle)
     folder = context or Path(tempfile.mkdtemp(prefix="mloop-image-"))

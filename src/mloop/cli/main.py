@@ -18,12 +18,17 @@ from mloop.cli import (
     demo,
     deploy,
     drift,
+    feast_cmd,
+    features,
     jobs,
     k8s,
     keys,
     models,
     optimize,
+    predictions,
+    retention,
     serve,
+    skew,
     token,
     train,
     users,
@@ -85,6 +90,8 @@ def _register() -> None:
     # the loop: configure, make data, train, register, serve
     app.command("config")(config_cmd.config)
     app.add_typer(data.app, name="data")
+    app.add_typer(features.app, name="features")  # features.yaml: infer, check
+    feast_cmd.register(features.app)  # Feast: feast-env, materialize, history, online
     app.command("train")(train.train)
     app.add_typer(models.app, name="models")
     app.command("serve")(serve.serve)
@@ -97,6 +104,7 @@ def _register() -> None:
     app.add_typer(token.app, name="token")
     app.add_typer(approvals.app, name="approvals")
     app.add_typer(audit.app, name="audit")
+    app.add_typer(retention.app, name="retention")  # prune behind a signed checkpoint
     # deployments, async jobs and batch scoring, monitoring
     app.add_typer(deploy.app, name="deploy")
     app.add_typer(k8s.app, name="k8s")  # blue-green switch of deploy/kubernetes
@@ -104,6 +112,8 @@ def _register() -> None:
     app.command("worker")(worker.worker)
     app.command("batch-predict")(batch_predict.batch_predict)
     app.command("drift")(drift.drift)
+    app.command("skew")(skew.skew)  # train/serve skew of a served version
+    app.add_typer(predictions.app, name="predictions")  # export the prediction log
 
 
 _register()

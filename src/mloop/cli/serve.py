@@ -13,7 +13,11 @@ import typer
 
 from mloop.cli.console import console
 from mloop.errors import ConfigError
+from mloop.logs import uvicorn_config
 from mloop.settings import get_settings
+
+# Seconds a worker may take to answer its supervisor's ping before uvicorn kills and replaces it.
+WORKER_HEALTHCHECK_SECONDS = 60
 
 
 def serve(
@@ -111,6 +115,7 @@ def serve(
             host=host,
             port=port,
             log_level=level,
+            log_config=uvicorn_config(settings.log_format, level),
             access_log=access_log,
             http=HTTP_PROTOCOL,
             **tls,
@@ -137,7 +142,11 @@ def serve(
             host=host,
             port=port,
             workers=workers,
+            # uvicorn restarts a worker that misses a 5 s ping; a worker still importing on a
+            # busy machine misses it too, and would be killed and restarted in a loop
+            timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
             log_level=level,
+            log_config=uvicorn_config(settings.log_format, level),
             access_log=access_log,
             http=HTTP_PROTOCOL,
             **tls,

@@ -7,6 +7,7 @@ import threading
 
 import typer
 
+from mloop import logs
 from mloop.cli.console import console, err_console
 
 
@@ -34,6 +35,7 @@ def worker(
 
     platform = command_platform()
     settings, queue = platform.settings, platform.jobs
+    logs.configure(settings.log_format, settings.log_level)  # MLOOP_LOG_FORMAT=json|text
     runner = platform.worker(concurrency=concurrency, name="worker")
     if settings.jobs_backend == "celery":
         err_console.print(
@@ -50,6 +52,16 @@ def worker(
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     runner.start()
+    from mloop.governance.checkpoints import audit_key  # lazy: only a long-running worker
+    from mloop.governance.retention import RetentionTimer, policies  # lazy: as above
+
+    retention = RetentionTimer(  # MLOOP_RETENTION_*: applied here, not in every server worker
+        queue.database,
+        audit_key(settings),
+        policies(settings),
+        settings.retention_interval_seconds,
+        audit=platform.audit,
+    ).start()
     console.print(
         f"Worker running {runner.concurrency} job(s) at a time on {queue.database.safe_url} "
         "(Ctrl-C stops; running jobs go back to the queue)",
@@ -57,5 +69,6 @@ def worker(
     )
     while not stop.wait(0.5):
         pass
+    retention.stop()
     runner.stop()
     console.print(f"Worker stopped: {runner.outcomes}", highlight=False)

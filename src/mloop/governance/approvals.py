@@ -121,9 +121,14 @@ def _record(row: ApprovalRequestRow, actions: list[ApprovalActionRow]) -> Approv
     )
 
 
+MAX_ID = 2**63 - 1  # the database's largest integer: no request has a larger id
+
+
 def parse_request_id(value: str | int) -> int:
+    """The id in `value` (`12` or `#12`); NotFoundError for anything no request can have."""
     text = str(value).strip().lstrip("#")
-    if not text.isdigit():
+    # ASCII only: str.isdigit accepts "²", which int() refuses
+    if not (text.isascii() and text.isdigit()) or int(text) > MAX_ID:
         raise NotFoundError(
             f"approval request {value!r} not found: ids are whole numbers",
             hint="see `mloop approvals list`",

@@ -6,7 +6,8 @@ queued to the chain in one transaction per `batch` events (`AuditLog.append`: on
 the HMACs in a tight loop, one executemany). Timestamps are taken when the call ends and
 formatted in the thread. `close()` drains the queue, so a clean shutdown loses nothing. If
 the queue ever overflows, the loss is itself recorded as an `audit.dropped` row, so the trail
-shows the gap instead of hiding it.
+shows the gap instead of hiding it. A database outage is retried with backoff for up to
+`retry_seconds` (`mloop.background.keep_trying`) while calls keep queueing: delayed, not lost.
 
 Governance actions (approvals, promotions, keys, deployments) do not come through here: they
 call `AuditLog.record` and are committed before the request is answered.
@@ -23,8 +24,9 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from mloop.background import BackgroundQueue
+from mloop.background import BackgroundQueue, Outage, keep_trying
 from mloop.governance.audit import AuditEvent, AuditLog
+from mloop.store.db import transient
 
 log = logging.getLogger("mloop.audit")
 
@@ -34,17 +36,26 @@ DIGEST_PREFIXES = ("/predict",)
 
 
 # One API call as the middleware saw it: (time.time(), actor, method, path, status,
-# duration_ms, client, input_sha256 or None). The writer thread turns it into an AuditEvent.
-ApiCall = tuple[float, str, str, str, int, float, str | None, str | None]
+# duration_ms, client, input_sha256 or None, request_id or None). The writer thread turns it
+# into an AuditEvent.
+ApiCall = tuple[float, str, str, str, int, float, str | None, str | None, str | None]
 
 
 class AuditWriter:
     """A background thread that appends queued events to the audit chain in batches."""
 
     def __init__(
-        self, audit: AuditLog, *, max_queue: int = 100_000, batch: int = 500, interval: float = 0.2
+        self,
+        audit: AuditLog,
+        *,
+        max_queue: int = 100_000,
+        batch: int = 500,
+        interval: float = 0.2,
+        retry_seconds: float = 600.0,
     ) -> None:
         self.audit = audit
+        self.retry_seconds = retry_seconds
+        self.outage = Outage()  # the database failing now: /ready reports it
         self.batch = batch
         self.interval = interval
         self.dropped = 0
@@ -87,21 +98,22 @@ class AuditWriter:
     def _write(self, events: list[AuditEvent]) -> None:
         for start in range(0, len(events), self.batch):
             chunk = events[start : start + self.batch]
-            for attempt in range(3):
-                try:
-                    self.audit.append(chunk)
-                    self.written += len(chunk)
-                    break
-                except Exception:
-                    if attempt == 2:
-                        log.exception("cannot write %d audit events", len(chunk))
-                        self.dropped += len(chunk)
-                    else:
-                        time.sleep(0.2 * (attempt + 1))
+            # each attempt is one transaction that re-reads the chain head: safe to repeat
+            if keep_trying(
+                lambda chunk=chunk: self.audit.append(chunk),
+                what=f"appending {len(chunk)} audit events",
+                outage=self.outage,
+                give_up_after=self.retry_seconds,
+                transient=transient,
+            ):
+                self.written += len(chunk)
+            else:
+                self.dropped += len(chunk)  # recorded as an audit.dropped row by the next batch
 
 
 def _call_event(call: tuple, stamps: Timestamps) -> AuditEvent:
-    at, actor, method, path, status, duration_ms, client, digest = call
+    at, actor, method, path, status, duration_ms, client, digest, *rest = call
+    rid = rest[0] if rest else None
     detail: dict[str, Any] = {
         "method": method,
         "path": path,
@@ -111,6 +123,8 @@ def _call_event(call: tuple, stamps: Timestamps) -> AuditEvent:
     }
     if digest is not None:
         detail["input_sha256"] = digest
+    if rid is not None:  # the X-Request-ID the call was answered with (mloop.logs)
+        detail["request_id"] = rid
     return AuditEvent(actor, "api.call", f"{method} {path}", detail, stamps.iso(at))
 
 
@@ -211,6 +225,7 @@ class AuditMiddleware:
                     round((time.perf_counter() - started) * 1000, 3),
                     client[0] if client else None,
                     digest,
+                    state.get("mloop_request_id"),
                 )
             )
 

@@ -1,16 +1,20 @@
 """Approval notifications: a JSON POST to `MLOOP_APPROVAL_WEBHOOK_URL` per event.
 
-Sent synchronously with a short timeout; a failed delivery is logged and audited but never
-undoes the approval action that triggered it.
+Sent synchronously with a short timeout, only to hosts `MLOOP_WEBHOOK_ALLOW` lets the server
+call (`security.egress`); a failed or refused delivery is logged (host only: the URL may carry a
+token) and audited, but never undoes the approval action that triggered it.
 """
 
 from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
+from mloop.errors import ValidationError
+from mloop.security.egress import check_target
 from mloop.settings import Settings
 
 log = logging.getLogger("mloop.governance")
@@ -25,13 +29,16 @@ def notify(settings: Settings, audit: Any, event: str, request: Any) -> bool:
 
     body = {"event": event, "request": request.to_dict()}
     try:
-        response = httpx.post(url, json=body, timeout=TIMEOUT_SECONDS)
+        check_target(url, settings.webhook_allow)  # MLOOP_WEBHOOK_ALLOW, as for alert webhooks
+        response = httpx.post(url, json=body, timeout=TIMEOUT_SECONDS, follow_redirects=False)
         ok = response.is_success
         problem = f"HTTP {response.status_code}"
+    except ValidationError as exc:
+        ok, problem = False, f"refused: {exc.message}"
     except httpx.HTTPError as exc:
-        ok, problem = False, f"{type(exc).__name__}: {exc}"
+        ok, problem = False, type(exc).__name__  # its text may carry the URL and its token
     if not ok:
-        log.warning("approval webhook %s failed: %s", url, problem)
+        log.warning("approval webhook to %s failed: %s", urlsplit(url).hostname, problem)
         audit.record(
             "mloop", "approval.notify_failed", f"request {request.id}", event=event, error=problem
         )

@@ -9,8 +9,9 @@ no-op). Messages are acknowledged late and re-queued when a worker process is lo
 visibility timeout is set above `MLOOP_JOBS_MAX_SECONDS`, the longest a job may run, so a
 running job is never handed to a second worker while the first still works on it. Retries
 re-send the task with the queue's backoff as countdown. A server sweeps jobs whose message was
-never sent (broker down at submit) and jobs whose worker vanished (lease expired), and sends
-them again.
+never sent (broker down at submit), jobs sent long ago and still unclaimed (a broker that
+restarted without its data lost the message) and jobs whose worker vanished (lease expired),
+and sends them again.
 """
 
 from __future__ import annotations
@@ -88,6 +89,8 @@ class CeleryBackend:
         self.app = application or make_app(settings)
         # A job whose worker vanished (lease expired) is sent again at most this often.
         self.redispatch_seconds = max(settings.jobs_lease_seconds * 2, 5.0)
+        # A job sent this long ago and still unclaimed is sent again (Redis restarted empty).
+        self.lost_seconds = max(self.redispatch_seconds * 6, 30.0)
 
     def submit(self, kind: str, payload: dict[str, Any], **fields: Any) -> Job:
         job = self.queue.submit(kind, payload, backend=self.name, **fields)
@@ -108,7 +111,10 @@ class CeleryBackend:
         """Nothing runs here: `celery worker` processes run the jobs."""
 
     def sweep(self) -> None:
-        for job_id in self.queue.due_for_dispatch(older_than=self.redispatch_seconds):
+        due = self.queue.due_for_dispatch(
+            older_than=self.redispatch_seconds, lost_after=self.lost_seconds
+        )
+        for job_id in due:
             self.dispatch(job_id)
 
     def stop(self) -> None:

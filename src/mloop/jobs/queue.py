@@ -402,13 +402,21 @@ class JobQueue:
 
     # -- dispatch and publication (servers) -------------------------------------------------------
 
-    def due_for_dispatch(self, *, older_than: float, limit: int = 100) -> list[str]:
+    def due_for_dispatch(
+        self, *, older_than: float, lost_after: float | None = None, limit: int = 100
+    ) -> list[str]:
         """Ids a broker should be sent (again): due jobs never sent, and jobs whose worker is gone.
 
         A running job with an expired lease is sent again at most every `older_than` seconds.
+        With `lost_after`, a due job sent that long ago and still unclaimed is sent again too: a
+        broker that restarted empty lost its message (a duplicate delivery is a no-op).
         """
         now = utcnow()
         stale = now - timedelta(seconds=older_than)
+        unsent = JobRecord.dispatched_at.is_(None)
+        if lost_after is not None:
+            lost = now - timedelta(seconds=lost_after)
+            unsent = or_(unsent, JobRecord.dispatched_at < lost)
         query = (
             select(JobRecord.id)
             .where(
@@ -416,7 +424,7 @@ class JobQueue:
                     and_(
                         JobRecord.status == QUEUED,
                         JobRecord.run_after <= now,
-                        JobRecord.dispatched_at.is_(None),
+                        unsent,
                     ),
                     and_(
                         JobRecord.status == RUNNING,

@@ -4,8 +4,9 @@ sha256 over the folder's files in sorted relative-path order: for each file its 
 its bytes, NUL. Two files are left out: `MLmodel` (MLflow writes a fresh uuid and timestamp into
 it on every log) and `registered_model_meta` (written into each download of a `models:/` URI,
 with the name and version it was downloaded as), so a folder hashes the same in the artifact
-store, downloaded, or baked into an image. Registration stores the digest as the
-version tag `mloop.content_sha256` (`registry.semver`); `registry.resolve` checks it on load.
+store, downloaded, or baked into an image (where `IDENTITY_FILE`, also left out, carries it).
+Registration stores the digest as the version tag `mloop.content_sha256` (`registry.semver`);
+`registry.resolve` checks it on load.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-VOLATILE = frozenset({"MLmodel", "registered_model_meta"})  # files the digest leaves out
+IDENTITY_FILE = "mloop-model.json"  # name, version and digest of a baked folder (build-image)
+VOLATILE = frozenset({"MLmodel", "registered_model_meta", IDENTITY_FILE})  # left out of the digest
 _BLOCK = 1 << 20
 
 

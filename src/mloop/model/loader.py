@@ -18,6 +18,8 @@ import numpy as np
 import pandas as pd
 
 from mloop.errors import MloopError, NotFoundError, ValidationError
+from mloop.features.contract import CONTRACT_ARTIFACT, FeatureContract
+from mloop.model.contract_check import contract_check
 from mloop.model.native import proba_function
 from mloop.model.onnx import load_onnx
 from mloop.model.output import OutputShape, output_rows
@@ -37,6 +39,8 @@ class LoadedModel:
     classes: list[Any] | None
     alias: str | None = None
     source: str = ""  # the reference or URI it was loaded from, as configured
+    # The features.yaml logged with it (its rules are enforced by `schema.validate`), or None.
+    contract: FeatureContract | None = None
     loaded_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
     _native: Any = field(default=None, repr=False)
     _pyfunc: Any = field(default=None, repr=False)
@@ -154,6 +158,8 @@ def _load(uri: str, *, name: str, version: str, alias: str | None, source: str) 
         ) from exc
     if schema is None:
         raise _no_signature(uri)
+    contract = load_contract(uri, info.run_id)
+    schema = schema.with_contract(contract_check(contract, schema.names))
     return LoadedModel(
         name=name,
         version=version,
@@ -164,10 +170,32 @@ def _load(uri: str, *, name: str, version: str, alias: str | None, source: str) 
         classes=[_native_scalar(c) for c in classes] if classes is not None else None,
         alias=alias,
         source=source or uri,
+        contract=contract,
         _native=native,
         _pyfunc=pyfunc,
         _runner=runner,
     )
+
+
+def load_contract(uri: str, run_id: str | None) -> FeatureContract | None:
+    """The `features.yaml` in the model's folder, else at the top of its run's artifacts, or
+    None when neither has one. A contract that does not parse fails the load (422)."""
+    import mlflow  # lazy: mlflow +1.2 s to import; the server starts without it
+
+    places = [f"{uri.rstrip('/')}/{CONTRACT_ARTIFACT}"]
+    if run_id:
+        places.append(f"runs:/{run_id}/{CONTRACT_ARTIFACT}")
+    for place in places:
+        try:
+            path = mlflow.artifacts.download_artifacts(artifact_uri=place)
+        except Exception:  # absent (each store says it its own way): try the next place
+            continue
+        try:
+            return FeatureContract.load(path)
+        except ValidationError as exc:
+            message = f"{uri}: {CONTRACT_ARTIFACT}: {exc.message}"
+            raise ValidationError(message, hint=exc.hint) from exc
+    return None
 
 
 def date_columns(model: Any) -> list[str]:

@@ -20,6 +20,7 @@ NaN and +/-Infinity are never accepted as values (JSON has no such tokens; a mis
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -104,6 +105,8 @@ class InputSchema:
         self._required = all(f.required for f in self.features)
         # The tensor's shape (e.g. (-1, 4)) when the model takes one numpy array, else None.
         self.tensor = tensor
+        # The model's features.yaml rules (`model.contract_check`), checked by `validate`.
+        self.contract_check: Any = None
 
     @classmethod
     def from_signature(cls, signature: Any) -> InputSchema:
@@ -166,7 +169,16 @@ class InputSchema:
             replace(f, date=True) if f.name in wanted and f.type == "string" else f
             for f in self.features
         ]
-        return InputSchema(features, tensor=self.tensor)
+        schema = InputSchema(features, tensor=self.tensor)
+        schema.contract_check = self.contract_check
+        return schema
+
+    def with_contract(self, check: Any) -> InputSchema:
+        """This schema also enforcing a compiled feature contract (`ContractCheck`, or None):
+        `validate` then refuses rows breaking a `reject` rule and flags `count` ones."""
+        schema = copy.copy(self)
+        schema.contract_check = check
+        return schema
 
     def model_input(self, frame: pd.DataFrame) -> Any:
         """What the model is called with: the frame, or for a tensor signature its array."""
@@ -202,12 +214,18 @@ class InputSchema:
         if self._all_float and len(rows) <= 64:
             fast = self._float_rows(rows)
             if fast is not None:
-                return fast
+                return self._contract(fast, row_offset)
         columns = self._columns(rows, row_offset)
         arrays = [
             _convert(feature, columns[i], row_offset) for i, feature in enumerate(self.features)
         ]
-        return Columns(arrays, len(rows))
+        return self._contract(Columns(arrays, len(rows)), row_offset)
+
+    def _contract(self, part: Columns, row_offset: int) -> Columns:
+        """The feature contract's rules on validated rows (nothing without a contract)."""
+        if self.contract_check is not None:
+            part.flags = self.contract_check.check(part.arrays, row_offset)
+        return part
 
     def frame(self, parts: Sequence[Columns]) -> pd.DataFrame:
         """One DataFrame from validated parts, in order (the rows of every part, stacked).
@@ -318,7 +336,7 @@ class Columns:
     all-double fast path); `arrays` are then views of its columns, made when first asked for.
     """
 
-    __slots__ = ("_arrays", "rows", "matrix")
+    __slots__ = ("_arrays", "rows", "matrix", "flags")
 
     def __init__(self, arrays: list[Any] | None, rows: int, matrix: np.ndarray | None = None):
         if arrays is None and matrix is None:
@@ -326,6 +344,8 @@ class Columns:
         self._arrays = arrays
         self.rows = rows
         self.matrix = matrix
+        # Rows accepted although out of the declared range (`contract_check.Flags`), or None.
+        self.flags: Any = None
 
     @property
     def arrays(self) -> list[Any]:
@@ -340,8 +360,12 @@ class Columns:
         """The rows at `indices` (e.g. the cache misses of a request)."""
         positions = np.asarray(indices, dtype=np.intp)
         if self.matrix is not None:
-            return Columns(None, len(positions), self.matrix[positions])
-        return Columns([a[positions] for a in self.arrays], len(positions))
+            part = Columns(None, len(positions), self.matrix[positions])
+        else:
+            part = Columns([a[positions] for a in self.arrays], len(positions))
+        if self.flags is not None:
+            part.flags = self.flags.take(positions)
+        return part
 
 
 def _stack(arrays: list[Any]) -> np.ndarray:

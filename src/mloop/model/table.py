@@ -43,6 +43,7 @@ class CheckedChunk:
     frame: pd.DataFrame
     good: np.ndarray  # bool per input row
     reasons: np.ndarray  # object per input row: None for good rows
+    flagged: int = 0  # good rows outside their feature contract under a `count` rule
 
     @property
     def rejected(self) -> int:
@@ -98,11 +99,19 @@ def check_chunk(schema: InputSchema, data: pd.DataFrame) -> CheckedChunk:
                 reasons[new] = reason(new) if callable(reason) else reason
                 bad |= new
         converted[feature.name] = values
+    flags = None
+    if schema.contract_check is not None:  # the model's features.yaml: reject rules refuse rows
+        outcome = schema.contract_check.outcome([converted[n] for n in schema.names], skip=bad)
+        if outcome.rejected is not None:
+            reasons[outcome.rejected] = outcome.reasons[outcome.rejected]  # type: ignore[index]
+            bad |= outcome.rejected
+        flags = outcome.flags
     good = ~bad
     if bad.any():
         converted = {name: _take(values, good) for name, values in converted.items()}
     frame = pd.DataFrame(converted, columns=list(schema.names))
-    return CheckedChunk(frame, good, reasons)
+    flagged = 0 if flags is None else int(sum(r is not None for r in flags.reasons[good]))
+    return CheckedChunk(frame, good, reasons, flagged)
 
 
 def _take(values: Any, mask: np.ndarray) -> Any:

@@ -8,7 +8,8 @@ cannot answer (not one of its classes; not a number for a model answering number
 whole request with a 422 naming the allowed values, and nothing is stored. A prediction answered
 a moment ago may still sit in a log writer's queue: the store flushes this process's writer,
 looks again, and once more half a second later (another worker's writer) before it calls an id
-unknown.
+unknown. An unreachable database answers 503 (`ServiceUnavailableError`): nothing committed,
+nothing acknowledged.
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from mloop.errors import ValidationError
+from mloop.errors import ServiceUnavailableError, ValidationError
 from mloop.store import Database, PredictionRecord
+from mloop.store.db import transient
 from mloop.store.monitoring import FeedbackRecord
 
 RECORDED = "recorded"
@@ -182,9 +184,18 @@ class FeedbackStore:
         names the items `feedback[i]` in that message, else `body`."""
         with self._lock:
             try:
-                return self._record(items, bulk)
-            except IntegrityError:  # another process labelled one of them meanwhile: look again
-                return self._record(items, bulk)
+                try:
+                    return self._record(items, bulk)
+                except IntegrityError:  # another process labelled one meanwhile: look again
+                    return self._record(items, bulk)
+            except DBAPIError as exc:  # nothing was committed: say so, never acknowledge it
+                if not transient(exc):
+                    raise
+                raise ServiceUnavailableError(
+                    f"the platform database is unreachable, no label was recorded: "
+                    f"{str(exc.orig).strip().splitlines()[0] if exc.orig else exc}",
+                    hint="retry the same request later (labels are idempotent per prediction_id)",
+                ) from exc
 
     def _actual(self, item: FeedbackItem, record: PredictionRecord, where: str) -> Any:
         space = self._labels(record.model_name, record.model_version) if self._labels else None

@@ -223,6 +223,14 @@ class LiveDriftMonitor:
             registry=registry,
             multiprocess_mode="livesum",
         )
+        self.skew = Gauge(
+            "mloop_feature_skew",
+            "Train/serve skew per feature: Jensen-Shannon distance between the training profile "
+            "and the live window on the profile's bins (0 same, 1 disjoint).",
+            ["model", "version", "feature"],
+            registry=registry,
+            multiprocess_mode="livemax",
+        )
         self.missing = Counter(
             "missing_features",
             "Rows answered with a missing value, per feature.",
@@ -357,7 +365,7 @@ class LiveDriftMonitor:
                 result = compare(
                     t.window.profile, counts, method=self.method, threshold=self.threshold
                 )
-                self._export(t.version, result, counts.rows)
+                self._export(t.version, result, counts.rows, t.name)
                 entry.update(status="ok", rows=counts.rows, **result.to_dict())
             if t.window is not None:
                 entry["window"] = {
@@ -368,11 +376,14 @@ class LiveDriftMonitor:
             out.append(entry)
         return out
 
-    def _export(self, version: str, result: DriftResult, rows: int) -> None:
+    def _export(self, version: str, result: DriftResult, rows: int, name: str = "") -> None:
         self.window_rows_gauge.labels(model_version=version).set(rows)
         for column in result.columns:
             if column.score is None:  # no values in the window (all missing)
                 continue
+            skew = column.statistics.get("jensen_shannon")
+            if skew is not None:
+                self.skew.labels(model=name, version=version, feature=column.column).set(skew)
             labels = {"feature_name": column.column, "model_version": version}
             self.feature_drift.labels(**labels).set(column.score)
             self.feature_threshold.labels(**labels).set(_score_threshold(column))

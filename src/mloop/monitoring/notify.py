@@ -2,7 +2,9 @@
 
 `Notifier.submit` only queues; a background thread formats one message per Alertmanager group
 and sends it to every configured channel, retrying a failed send a few times. Outcomes are
-counted in `mloop_alert_notifications_total{channel,outcome}`.
+counted in `mloop_alert_notifications_total{channel,outcome}`. The webhook's address is checked
+against `MLOOP_WEBHOOK_ALLOW` before each send (`security.egress`; a refused one is counted as
+`refused`, not retried); log lines never show the webhook URL (its path is the secret).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import httpx
 from prometheus_client import CollectorRegistry, Counter
 
 from mloop.background import BackgroundQueue
+from mloop.errors import ValidationError
+from mloop.security.egress import check_target
 from mloop.settings import Settings
 
 log = logging.getLogger("mloop.monitoring")
@@ -114,8 +118,12 @@ class Notifier:
         for attempt in range(1, self.attempts + 1):
             try:
                 send(subject, body)
+            except ValidationError as exc:  # the allow-list refused the target: no retry
+                log.error("%s notification refused: %s", channel, exc.message)
+                self.sent.labels(channel=channel, outcome="refused").inc()
+                return
             except Exception as exc:  # a channel down must not stop the others
-                log.warning("%s notification failed (attempt %d): %s", channel, attempt, exc)
+                log.warning("%s notification failed (attempt %d): %s", channel, attempt, _safe(exc))
                 if attempt < self.attempts:
                     time.sleep(self.backoff * attempt)
                 continue
@@ -124,9 +132,9 @@ class Notifier:
         self.sent.labels(channel=channel, outcome="failed").inc()
 
     def _slack(self, _subject: str, body: str) -> None:
-        response = httpx.post(
-            self.settings.alert_slack_webhook_url, json={"text": body}, timeout=10
-        )
+        url = self.settings.alert_slack_webhook_url
+        check_target(url, self.settings.webhook_allow)
+        response = httpx.post(url, json={"text": body}, timeout=10, follow_redirects=False)
         response.raise_for_status()
 
     def _email(self, subject: str, body: str) -> None:
@@ -141,3 +149,12 @@ class Notifier:
             if s.alert_smtp_user:
                 smtp.login(s.alert_smtp_user, s.alert_smtp_password)
             smtp.send_message(message)
+
+
+def _safe(exc: Exception) -> str:
+    """An error as a log line without the URL it names (a webhook URL carries its secret)."""
+    if isinstance(exc, httpx.HTTPStatusError):
+        return f"HTTP {exc.response.status_code}"
+    if isinstance(exc, httpx.HTTPError):
+        return type(exc).__name__
+    return f"{type(exc).__name__}: {exc}"

@@ -7,6 +7,10 @@ queued in one transaction per `batch_rows` rows, as plain tuples handed to the d
 (sorted keys) serialized once by orjson and used twice, for `input_sha256` and as the stored
 `features` text. When the queue is full the rows are dropped and counted instead of blocking
 the response.
+
+When the database is unreachable the thread retries the same transaction with backoff
+(`mloop.background.keep_trying`) for up to `retry_seconds` while new rows queue up behind it, so
+an outage delays rows instead of losing them; `outage` says what is failing (`/ready` shows it).
 """
 
 from __future__ import annotations
@@ -20,13 +24,15 @@ from typing import Any
 
 import orjson
 
-from mloop.background import BackgroundQueue
+from mloop.background import BackgroundQueue, Outage, keep_trying
 from mloop.store import Database, PredictionRecord
 from mloop.store.bulk import BulkInsert
+from mloop.store.db import transient
 
 log = logging.getLogger("mloop.prediction_log")
 
 _CANONICAL = orjson.OPT_SORT_KEYS | orjson.OPT_SERIALIZE_NUMPY
+_NONE = [None]
 
 
 @dataclass(frozen=True)
@@ -46,6 +52,8 @@ class PredictionBatch:
     probabilities: Sequence[float | None]
     latency_ms: float
     columns: Sequence[str] = ()
+    # Per row: why it was accepted outside its feature contract (`policy: count`), or None.
+    out_of_range: Sequence[str | None] | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -77,6 +85,7 @@ _COLUMNS = (
     "prediction",
     "probability",
     "latency_ms",
+    "out_of_range",
 )
 # features and prediction arrive as JSON text already: no second serialization
 _INSERT = BulkInsert(PredictionRecord.__table__, _COLUMNS, raw=("features", "prediction"))
@@ -94,9 +103,13 @@ class PredictionLogWriter:
         batch_rows: int = 500,
         interval: float = 0.2,
         on_drop: Callable[[int], None] | None = None,
+        retry_seconds: float = 600.0,
+        on_write_error: Callable[[], None] | None = None,
     ) -> None:
         self.database = database
         self.log_inputs = log_inputs
+        self.retry_seconds = retry_seconds
+        self.outage = Outage(on_write_error)
         self.batch_rows = batch_rows
         self.interval = interval
         self.dropped = 0
@@ -150,12 +163,20 @@ class PredictionLogWriter:
         if not batches:
             return
         records = self._records(batches)
-        try:
+
+        def insert() -> None:
             with self.database.engine.begin() as connection:
                 _INSERT(connection, records)
-        except Exception:  # the log must never take the server down
-            log.exception("cannot write %d prediction log rows", len(records))
-            self._drop(len(records))
+
+        what = f"writing {len(records)} prediction log rows"
+        if not keep_trying(
+            insert,
+            what=what,
+            outage=self.outage,
+            give_up_after=self.retry_seconds,
+            transient=transient,
+        ):
+            self._drop(len(records))  # the log must never take the server down
             return
         self.written += len(records)
 
@@ -170,8 +191,9 @@ class PredictionLogWriter:
             columns = batch.columns
             at, name, version = batch.created_at, batch.model_name, batch.model_version
             latency = batch.latency_ms
-            for prediction_id, row, prediction, probability in zip(
-                batch.ids, batch.rows, batch.predictions, batch.probabilities, strict=True
+            flagged = batch.out_of_range or _NONE * len(batch.ids)
+            for prediction_id, row, prediction, probability, reason in zip(
+                batch.ids, batch.rows, batch.predictions, batch.probabilities, flagged, strict=True
             ):
                 if type(row) is not dict:
                     row = dict(zip(columns, row, strict=True))
@@ -187,6 +209,7 @@ class PredictionLogWriter:
                         dumps(prediction, option=_CANONICAL, default=_plain).decode(),
                         probability,
                         latency,
+                        reason,
                     )
                 )
         return records

@@ -1,14 +1,17 @@
-"""The build context of a model image: one registered version's files, its pinned
-requirements, and a Dockerfile that bakes them onto mloop's server image.
+"""The build context of a model image: one registered version's files, its pinned requirements, and
+a Dockerfile that bakes them onto mloop's server image.
 
 Like `mlflow models build-docker`: the container serves the model from a folder inside the
-image, so it starts without reaching the registry. The version is pinned when the context is
-made (an alias moving later changes nothing) and its files are checked against the content
-digest recorded at registration (`registry.integrity`) before they go in.
+image, so it starts without reaching the registry; `IDENTITY_FILE` in that folder gives the
+server the version's name, version and digest, checked again when the container loads it. The
+version is pinned when the context is made (an alias moving later changes nothing) and its files
+are checked against the content digest recorded at registration (`registry.integrity`) before
+they go in.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 from dataclasses import dataclass, field
@@ -17,7 +20,7 @@ from pathlib import Path
 
 from mloop import __version__
 from mloop.errors import NotFoundError
-from mloop.model.digest import artifact_digest
+from mloop.model.digest import IDENTITY_FILE, artifact_digest
 from mloop.registry.integrity import verify_version
 from mloop.registry.refs import parse_model_ref
 from mloop.registry.resolve import resolve_ref
@@ -79,8 +82,13 @@ def prepare_context(
     if not (model / "MLmodel").is_file():
         raise NotFoundError(f"{resolved.uri} holds no MLmodel file: not an MLflow model")
     recorded = verify_version(resolved.name, resolved.version, settings, folder=model)
-    digest = f"sha256:{recorded or artifact_digest(model)}"
+    content = recorded or artifact_digest(model)
+    digest = f"sha256:{content}"
     _detach_logged_model(model / "MLmodel")
+    identity = {"name": resolved.name, "version": resolved.version, "content_sha256": content}
+    if resolved.alias:
+        identity["alias"] = resolved.alias
+    (model / IDENTITY_FILE).write_text(json.dumps(identity, indent=2) + "\n")
     requirements = _requirements(model)
     (dest / "requirements.txt").write_text("".join(f"{line}\n" for line in requirements))
     labels = image_labels(

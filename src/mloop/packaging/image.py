@@ -16,11 +16,10 @@ from pathlib import Path
 import mloop
 from mloop import __version__
 from mloop.errors import ConfigError
-from mloop.packaging.builder import BuildOptions, build_command, run_build
+from mloop.packaging.builder import DEFAULT_BASE_IMAGE, BuildOptions, build_command, run_build
 from mloop.packaging.context import ModelContext, prepare_context
 from mloop.settings import Settings
 
-DEFAULT_BASE_IMAGE = "python:3.11-slim"
 SERVER_TAG = f"localhost/mloop:{__version__}"
 
 

@@ -9,6 +9,7 @@ lists and registration criteria:
     train:      {model: random_forest, params: {...}}
     evaluate:   {threshold: 0.5, cv_folds: 5}
     register:   {name: churn, criteria: {accuracy: 0.70, roc_auc: 0.75}}
+    contract:   features.yaml    # optional; a features.yaml beside the config is used too
 """
 
 from __future__ import annotations
@@ -124,13 +125,16 @@ with warnings.catch_warnings():
         train: TrainSection = Field(default_factory=TrainSection)
         evaluate: EvaluateSection = Field(default_factory=EvaluateSection)
         register: RegisterSection = Field(default_factory=RegisterSection)
+        contract: str | None = Field(
+            None, description="features.yaml to validate against (relative to this file)."
+        )
 
         @model_validator(mode="before")
         @classmethod
         def _empty_sections(cls, data: Any) -> Any:
             """`features:` with nothing under it means the section's defaults."""
             if isinstance(data, dict):
-                return {k: ({} if v is None else v) for k, v in data.items()}
+                return {k: ({} if v is None and k != "contract" else v) for k, v in data.items()}
             return data
 
         def to_yaml(self) -> str:
@@ -154,7 +158,13 @@ def load_config(path: str | Path | None = None) -> TrainConfig:
         raise ConfigError(f"{path}: invalid YAML{where}: {problem}") from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read config: {exc}") from exc
-    return config_from_dict(raw or {}, source=str(path))
+    config = config_from_dict(raw or {}, source=str(path))
+    # The feature contract: `contract:` (relative to the config), else features.yaml beside it.
+    if config.contract is not None:
+        config.contract = str((path.parent / config.contract).resolve())
+    elif (path.parent / "features.yaml").is_file():
+        config.contract = str((path.parent / "features.yaml").resolve())
+    return config
 
 
 def config_from_dict(raw: Any, source: str = "config") -> TrainConfig:

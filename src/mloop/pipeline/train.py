@@ -21,7 +21,12 @@ from mlflow.models import infer_signature
 from sklearn.pipeline import Pipeline
 
 from mloop.data.io import read_table
+from mloop.errors import ConfigError
+from mloop.features.contract import CONTRACT_ARTIFACT, FeatureContract, derived_from_spec
+from mloop.features.feast_history import TIMESTAMP, historical_frame
+from mloop.features.report_html import render_html
 from mloop.features.spec import build_preprocessor
+from mloop.features.validation import ValidationReport, check_overlap, validate_frame
 from mloop.pipeline import dataset as ds_mod
 from mloop.pipeline.config import TrainConfig
 from mloop.pipeline.evaluate import (
@@ -41,7 +46,17 @@ from mloop.registry.tracking import ensure_experiment
 from mloop.settings import Settings, get_settings
 from mloop.stats.profile import training_profile
 
-STEPS = ("load", "split", "fit", "evaluate", "cross-validate", "log", "gate", "register")
+STEPS = (
+    "load",
+    "validate",
+    "split",
+    "fit",
+    "evaluate",
+    "cross-validate",
+    "log",
+    "gate",
+    "register",
+)
 EXAMPLE_ROWS = 3
 _MAX_PARAM = 6000
 _MAX_TAG = 8000
@@ -97,8 +112,15 @@ def train(
     change = check_change(change)  # a bad change type fails before training, not after
 
     step("load")
-    df = read_table(data)
+    declared = _declared_contract(config)
+    df = _training_table(data, declared, settings)
+
+    step("validate")
+    contract, report, df = _validate(df, declared, config, data, settings)
     ds = ds_mod.prepare(df, config, source=str(data))
+    if contract is None:  # no features.yaml: the model still carries one, inferred, counting
+        contract, report = _inferred_contract(df, ds, data)
+    contract = contract.with_derived(derived_from_spec(ds.spec))
     family = REGRESSION if ds.task == ds_mod.REGRESSION else CLASSIFICATION
     estimator = make_estimator(config.train.model, family, config.train.params)
     check_criteria(dict.fromkeys(metrics_for_task(ds.task), 0.0), config.register.criteria)
@@ -107,6 +129,7 @@ def train(
     X_train, X_test, y_train, y_test = ds_mod.split(
         ds, config.preprocess.test_split, config.preprocess.random_state
     )
+    report.add(check_overlap(X_train, X_test), "train_test_overlap")
 
     step("fit")
     pipeline = Pipeline([("features", build_preprocessor(ds.spec)), ("model", estimator)])
@@ -141,11 +164,12 @@ def train(
         mlflow.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)})
         mlflow.set_tags(_tags(config, ds, data, len(df)))
         mlflow.log_text(config.to_yaml(), "config/params.yaml")
+        _log_contract(contract, report, declared is not None)
         importance = feature_importance(pipeline)
         if importance is not None:
             mlflow.log_dict(importance, "feature_importance.json")
         model_info = _log_model(pipeline, X_train)
-        log_profile(training_profile(pipeline, X_train, X_test, ds.spec))
+        log_profile(training_profile(pipeline, X_train, X_test, ds.spec, contract))
 
         step("gate")
         criteria = check_criteria(metrics, config.register.criteria)
@@ -173,6 +197,89 @@ def train(
         criteria=criteria,
         registered=version is not None,
         task=ds.task,
+    )
+
+
+def _training_table(data: Path, contract: FeatureContract | None, settings: Settings):
+    """The raw training table: the file itself or, when the contract names a Feast source,
+    the file's entity rows (keys, `event_timestamp`, label) joined point-in-time with their
+    Feast features (`features.feast_history`); the keys and timestamps are not features."""
+    if contract is None or not contract.feast:
+        return read_table(data)
+    frame = historical_frame(contract, data, venv=settings.feast_venv)
+    declared = {rule.name for rule in contract.features}
+    keys = [TIMESTAMP, contract.entity_key]
+    return frame.drop(columns=[c for c in keys if c and c in frame.columns and c not in declared])
+
+
+def _declared_contract(config: TrainConfig) -> FeatureContract | None:
+    """The config's features.yaml (`contract:`, or one beside the config), or None."""
+    if config.contract is None:
+        return None
+    contract = FeatureContract.load(config.contract)
+    if contract.target is not None and contract.target != config.data.target:
+        raise ConfigError(
+            f"the contract {config.contract} names target {contract.target!r}, "
+            f"the config data.target {config.data.target!r}",
+            hint="make them agree (or leave target out of features.yaml)",
+        )
+    return contract
+
+
+def _validate(
+    df: pd.DataFrame,
+    contract: FeatureContract | None,
+    config: TrainConfig,
+    data: Path,
+    settings: Settings,
+) -> tuple[FeatureContract | None, ValidationReport | None, pd.DataFrame]:
+    """Validate the raw table against the declared contract; errors stop training here.
+
+    The failing report is written under `MLOOP_HOME/validation/` and named in the error.
+    Columns declared `used_in: training` are checked, then kept out of the model's inputs.
+    """
+    if contract is None:
+        return None, None, df
+    report = validate_frame(
+        df,
+        contract,
+        target=config.data.target,
+        source=str(data),
+        ignore=[*config.data.id_columns, *config.data.drop],
+    )
+    if not report.ok:
+        stamp = pd.Timestamp.now(tz="UTC").strftime("%Y%m%dT%H%M%S%f")
+        report.write(settings.ensure_home() / "validation", f"{data.stem}-{stamp}")
+        report.raise_for_errors()
+    training_only = [r.name for r in contract.features if r.used_in == "training"]
+    return contract, report, df.drop(columns=[c for c in training_only if c in df.columns])
+
+
+def _inferred_contract(
+    df: pd.DataFrame, ds: ds_mod.Dataset, data: Path
+) -> tuple[FeatureContract, ValidationReport]:
+    """A contract inferred from the training table, policy `count` (values outside are
+    counted at serving, not refused), and the data checks on it, all as warnings."""
+    frame = df.loc[:, [*ds.spec.input_columns, ds.spec.target]]
+    contract = FeatureContract.infer(frame, target=ds.spec.target, policy="count")
+    return contract, validate_frame(frame, contract, source=str(data)).as_warnings()
+
+
+def _log_contract(contract: FeatureContract, report: ValidationReport, declared: bool) -> None:
+    """The contract as `features.yaml` beside the model, the validation report, its tags."""
+    mlflow.log_text(contract.to_yaml(), CONTRACT_ARTIFACT)
+    mlflow.log_text(report.to_json(), "validation/report.json")
+    mlflow.log_text(render_html(report), "validation/report.html")
+    warnings = report.warnings
+    mlflow.set_tags(
+        {
+            "mloop.contract": "declared" if declared else "inferred",
+            "mloop.validation": "warnings" if warnings else "passed",
+            "mloop.validation.warnings": str(len(warnings)),
+            "mloop.validation.warning_checks": _clip(
+                ",".join(sorted({w.check for w in warnings})), _MAX_TAG
+            ),
+        }
     )
 
 

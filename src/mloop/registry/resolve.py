@@ -7,9 +7,11 @@ pinned URIs only, so an alias moving later never changes what a process already 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from mloop.errors import ModelIntegrityError, NotFoundError, ValidationError
+from mloop.model.digest import IDENTITY_FILE, artifact_digest
 from mloop.model.loader import LoadedModel
 from mloop.model.loader import load_model as load_pinned
 from mloop.registry.integrity import RefusalHook, verify_version
@@ -43,9 +45,28 @@ def resolve_model(reference: str, settings: Settings) -> ResolvedModel:
     Any other MLflow URI (`runs:/...`, a local folder) is served as given, named by itself.
     """
     text = reference.strip()
+    if _is_model_folder(text):
+        identity = folder_identity(text)
+        if identity is not None:
+            return ResolvedModel(identity["name"], identity["version"], text, identity.get("alias"))
     if not _looks_registered(text):
         return ResolvedModel(name=text, version=UNREGISTERED, uri=text)
     return resolve_ref(parse_model_ref(text), settings)
+
+
+def folder_identity(folder: str | Path) -> dict[str, str] | None:
+    """The registered name, version and content digest a model folder was baked with
+    (`IDENTITY_FILE`, written by `mloop build-image`), or None for a plain folder."""
+    path = Path(folder).expanduser() / IDENTITY_FILE
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+        return {key: str(data[key]) for key in ("name", "version", "content_sha256")} | (
+            {"alias": str(data["alias"])} if data.get("alias") else {}
+        )
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValidationError(f"{path} is not a valid model identity file: {exc}") from exc
 
 
 def resolve_ref(ref: ModelRef, settings: Settings) -> ResolvedModel:
@@ -80,13 +101,15 @@ def load_model(
     """
     configure_mlflow(settings)
     resolved = resolve_model(reference, settings)
-    if resolved.version != UNREGISTERED:
-        try:
+    try:
+        if _is_model_folder(resolved.uri):
+            _verify_folder(resolved)
+        elif resolved.version != UNREGISTERED:
             verify_version(resolved.name, resolved.version, settings)
-        except ModelIntegrityError as exc:
-            if on_refused is not None:
-                on_refused(exc)
-            raise
+    except ModelIntegrityError as exc:
+        if on_refused is not None:
+            on_refused(exc)
+        raise
     return load_pinned(
         resolved.uri,
         name=resolved.name,
@@ -94,6 +117,19 @@ def load_model(
         alias=resolved.alias,
         source=reference,
     )
+
+
+def _verify_folder(resolved: ResolvedModel) -> None:
+    """A baked folder (one with an identity file) must still hash to the digest it was baked
+    with: the image serves without the registry, so the check travels with the files."""
+    identity = folder_identity(resolved.uri)
+    if identity is None:
+        return
+    found = artifact_digest(resolved.uri)
+    if found != identity["content_sha256"]:
+        raise ModelIntegrityError(
+            resolved.name, resolved.version, expected=identity["content_sha256"], found=found
+        )
 
 
 def _is_model_folder(text: str) -> bool:

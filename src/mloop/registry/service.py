@@ -476,7 +476,7 @@ def _parse_ref(ref: ModelRef | str) -> tuple[str, str | None, str | None]:
 
 def _version_number(version: str | int) -> str:
     text = str(version).strip()
-    if not text.isdigit() or int(text) < 1:
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
         raise ValidationError(f"version must be a positive whole number, got {version!r}")
     return str(int(text))
 

@@ -44,6 +44,8 @@ APPROVAL_APPROVE = Action("approve", Role.VIEWER, "POST /approvals/{request_id}/
 APPROVAL_REJECT = Action("reject", Role.VIEWER, "POST /approvals/{request_id}/reject")
 AUDIT_VERIFY = Action("verify the audit chain", Role.COMPLIANCE, "GET /audit/verify")
 AUDIT_EXPORT = Action("export the audit trail", Role.COMPLIANCE, "GET /audit/export")
+PREDICTION_EXPORT = Action("export the prediction log", Role.COMPLIANCE)
+RETENTION_APPLY = Action("apply retention policies", Role.ADMIN)
 MODEL_READ = Action("read the registry", Role.VIEWER)
 MODEL_PROMOTE = Action(
     "promote a model version", Role.ML_LEAD, "POST /models/{name}/versions/{version}/promote"
@@ -55,6 +57,45 @@ JOB_READ = Action("read jobs", Role.PREDICTOR, "GET /jobs")
 JOB_CANCEL = Action("cancel a job", Role.PREDICTOR, "DELETE /jobs/{job_id}")
 IDENTITY_READ = Action("read identities and keys", Role.VIEWER)
 IDENTITY_MANAGE = Action("manage identities, keys and tokens", Role.SECURITY)
+
+# The other REST routes (reads and the data plane): every protected route is in this table;
+# tests/reliability/test_access_wholesale.py fails for one that is not.
+APPROVAL_SHOW = Action("read an approval request", Role.VIEWER, "GET /approvals/{request_id}")
+DEPLOYMENT_SHOW = Action("read a deployment", Role.VIEWER, "GET /deployments/{name}")
+DEPLOYMENT_HISTORY = Action(
+    "read a deployment's history", Role.VIEWER, "GET /deployments/{name}/history"
+)
+DEPLOYMENT_REPORT = Action("read an A/B report", Role.VIEWER, "GET /deployments/{name}/report")
+DEPLOYMENT_PREDICT = Action(
+    "predict through a deployment", Role.PREDICTOR, "POST /deployments/{name}/predict"
+)
+DEPLOYMENT_PREDICT_BATCH = Action(
+    "predict a batch through a deployment", Role.PREDICTOR, "POST /deployments/{name}/predict/batch"
+)
+PREDICT = Action("predict", Role.PREDICTOR, "POST /predict")
+PREDICT_BATCH = Action("predict a batch", Role.PREDICTOR, "POST /predict/batch")
+PREDICT_STREAM = Action("predict a stream", Role.PREDICTOR, "POST /predict/stream")
+PREDICT_ASYNC = Action("queue a prediction job", Role.PREDICTOR, "POST /predict/async")
+INVOCATIONS = Action("predict (MLflow protocol)", Role.PREDICTOR, "POST /invocations")
+V2_METADATA = Action("read server metadata (V2)", Role.VIEWER, "GET /v2")
+V2_MODEL = Action("read model metadata (V2)", Role.VIEWER, "GET /v2/models/{name}")
+V2_VERSION = Action(
+    "read version metadata (V2)", Role.VIEWER, "GET /v2/models/{name}/versions/{version}"
+)
+V2_INFER = Action("predict (V2)", Role.PREDICTOR, "POST /v2/models/{name}/infer")
+V2_VERSION_INFER = Action(
+    "predict with a version (V2)", Role.PREDICTOR, "POST /v2/models/{name}/versions/{version}/infer"
+)
+FEEDBACK = Action("send feedback labels", Role.PREDICTOR, "POST /feedback")
+JOB_SHOW = Action("read a job", Role.PREDICTOR, "GET /jobs/{job_id}")
+MODEL_INFO = Action("read the served model", Role.VIEWER, "GET /model/info")
+MODEL_REFRESH = Action("refresh the served models", Role.ML_LEAD, "POST /models/refresh")
+DRIFT_READ = Action("read live drift", Role.VIEWER, "GET /monitor/drift")
+DRIFT_CHECK = Action("check a batch for drift", Role.PREDICTOR, "POST /monitor/drift")
+QUALITY_READ = Action("read live quality", Role.VIEWER, "GET /monitor/quality")
+ALERT_READ = Action("read alerts", Role.VIEWER, "GET /alerts")
+ALERT_RECEIVE = Action("receive Alertmanager alerts", Role.ML_LEAD, "POST /alerts/webhook")
+RETRAIN_READ = Action("read retraining jobs", Role.VIEWER, "GET /retrain/jobs")
 
 ACTIONS = tuple(value for value in dict(globals()).values() if isinstance(value, Action))
 

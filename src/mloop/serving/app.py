@@ -13,7 +13,7 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from mloop import __version__
@@ -25,13 +25,16 @@ from mloop.governance.audit_writer import AuditWriter
 from mloop.governance.integrity import IntegrityAudit
 from mloop.jobs.queue import JobQueue
 from mloop.jobs.service import JobService
+from mloop.logs import RequestIdMiddleware
 from mloop.monitoring.prediction_log import PredictionLogWriter
 from mloop.monitoring.service import MonitoringService
 from mloop.registry.resolve import check_reference
 from mloop.serving.fastpath import ServingApp
 from mloop.serving.handlers import install_handlers
 from mloop.serving.metrics import ServingMetrics
+from mloop.serving.openapi import install_openapi
 from mloop.serving.pool import ModelPool
+from mloop.serving.query import single_query_values
 from mloop.serving.routes import (
     alerts,
     feedback,
@@ -54,6 +57,7 @@ from mloop.settings import Settings, get_settings
 from mloop.store import Database, open_database
 
 MODEL_ENV = "MLOOP_SERVE_MODEL"
+SETTLE_SECONDS = 600.0  # a bound on the first load attempt of a worker (a safety net)
 
 
 def create_app(
@@ -68,6 +72,7 @@ def create_app(
     freeze_heap: bool = False,
     audit_writer: AuditWriter | None = None,
     job_queue: JobQueue | None = None,
+    settle_before_serving: bool = False,
 ) -> ServingApp:
     """A FastAPI app serving `model_ref` (or only `settings.fallback_model_uris` when None).
 
@@ -81,6 +86,11 @@ def create_app(
     by default the app builds its own once at startup. Building or running the app changes
     nothing in the interpreter: a serving process's GC tuning is `mloop serve`'s
     (serving.server `tune_gc`, and `freeze_heap=True`: `gc.freeze()` after each model load).
+
+    `settle_before_serving=True` (each worker of `mloop serve --workers N`) ends the lifespan
+    startup only once the first model load attempt finished, so uvicorn accepts no connection
+    on this process before it can answer: a worker restarted after a crash does not answer
+    503 "loading" while its siblings could have served the request.
 
     Raises ValidationError for a reference that is not `NAME@ALIAS`, `NAME/VERSION` or an
     MLflow URI, and ConfigError when there is nothing to serve.
@@ -115,12 +125,15 @@ def create_app(
                 database or open_database(settings),
                 log_inputs=settings.log_inputs,
                 on_drop=metrics.log_dropped.inc,
+                on_write_error=metrics.log_write_errors.inc,
             )
         state.approvals = approvals or await run_in_threadpool(ApprovalService, settings)
         state.deployments = deployments or await run_in_threadpool(DeploymentService, settings)
         security.start(state)
         await run_in_threadpool(traffic.refresh)  # routes, and a runtime per variant
         pool.start()  # the served model, then every deployment variant's
+        if settle_before_serving:  # siblings serve meanwhile: accept nothing before a model
+            await run_in_threadpool(runtime.wait_until_settled, SETTLE_SECONDS)
         traffic.start()  # poll for deployment changes, canary timer
         state.start_serving()  # prediction cache
         jobs.start()
@@ -142,6 +155,7 @@ def create_app(
         description=f"Predictions from {model_ref or 'the configured fallback models'}.",
         version=__version__,
         lifespan=lifespan,
+        dependencies=[Depends(single_query_values)],  # ?a=1&a=2 on a scalar: 422, not a=2
     )
     app.mloop = state  # what the routes read (serving.state.serving_state)
     # The same objects where code outside serving finds them by name on the app's state.
@@ -151,6 +165,8 @@ def create_app(
     app.state.mloop_deploy_counts = traffic.counts
     install_handlers(app)
     security.install(app, state)
+    # outermost: X-Request-ID in and out, bound for log lines, error bodies and audit rows
+    app.add_middleware(RequestIdMiddleware, log_requests=settings.log_requests)
     app.include_router(status.router)
     app.include_router(predict.router)
     app.include_router(governance.router)
@@ -163,6 +179,7 @@ def create_app(
     app.include_router(feedback.router)
     app.include_router(alerts.router)
     app.include_router(deployment_routes.router)
+    install_openapi(app, settings, auth=security.enabled)  # schemes, 401/403/429, error body
     return app
 
 

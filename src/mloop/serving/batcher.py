@@ -277,6 +277,15 @@ class Batcher:
         for answer in results:
             assert isinstance(answer, Answer)
             confidence += answer.confidence or [None] * len(answer.ids)
+        flagged = None
+        if any(r.part.flags is not None for r in chosen):
+            flagged = [
+                reason
+                for r in chosen
+                for reason in (
+                    r.part.flags.reasons if r.part.flags is not None else [None] * r.part.rows
+                )
+            ]
         self.publish(
             PredictionBatch(
                 model_name=model.name,
@@ -288,6 +297,7 @@ class Batcher:
                 probabilities=confidence,
                 latency_ms=round((time.perf_counter() - oldest) * 1000, 3),
                 columns=model.schema.names,
+                out_of_range=flagged,
             ),
             frame,
         )

@@ -32,7 +32,7 @@ async def read_body(request: Request, limit: int) -> bytes:
     finds it.
     """
     declared = raw_header(request, b"content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise _too_large(int(declared), limit)
     body = cached_body(request)
     if body is None:

@@ -2,9 +2,10 @@
 
 MloopError answers with its own http_status; Starlette's 404/405 and FastAPI's request
 validation become the same shape; anything else is a 500 with a short message, logged with
-its traceback and never sent to the client. Every 5xx answer carries a `request_id` (the
-client's `x-request-id` when it sent a usable one, otherwise a new one) that the server's log
-line names too, so a client's report finds the traceback.
+its traceback and never sent to the client. Every error answer carries a `request_id` (the
+client's `X-Request-ID` when it sent a usable one, otherwise a new one; `mloop.logs`) that the
+response's `X-Request-ID`, the server's log lines and the audit row name too, so a client's
+report finds the traceback.
 """
 
 from __future__ import annotations
@@ -20,8 +21,11 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import compile_path
 
+from mloop import logs
 from mloop.errors import MloopError
+from mloop.security.access import api_routes
 
 log = logging.getLogger("mloop.serving")
 
@@ -71,7 +75,11 @@ _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
 def request_id(request: Request | None = None) -> str:
-    """The id a 5xx answer and its log line share: the client's `x-request-id` if usable."""
+    """The id an error answer and its log lines share: the one `logs.RequestIdMiddleware`
+    bound, else the client's `x-request-id` if usable, else a new one."""
+    bound = logs.request_id()
+    if bound is not None:
+        return bound
     if request is not None:
         for key, value in request.scope.get("headers", ()):
             if key == b"x-request-id":
@@ -83,10 +91,10 @@ def request_id(request: Request | None = None) -> str:
 
 
 def error_response(exc: MloopError, request: Request | None = None) -> Response:
-    """`exc` as its JSON answer; a 5xx one gets a request id, logged with the error."""
+    """`exc` as its JSON answer with the request id; a 5xx one is logged with it."""
     body = exc.to_dict()
+    body["request_id"] = rid = request_id(request)
     if exc.http_status >= 500:
-        body["request_id"] = rid = request_id(request)
         log.error("answered %d (request_id %s): %s", exc.http_status, rid, exc.message)
     return json_response(body, exc.http_status)
 
@@ -119,16 +127,33 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     else:
         detail = str(exc.detail)
     name = _HTTP_NAMES.get(exc.status_code, "HTTPError")
-    return json_response({"error": name, "detail": detail}, exc.status_code, exc.headers)
+    body = {"error": name, "detail": detail, "request_id": request_id(request)}
+    headers = exc.headers
+    if exc.status_code == 405:  # Starlette names one route's methods; the path may have more
+        headers = {**(headers or {}), "Allow": allowed_methods(request)}
+    return json_response(body, exc.status_code, headers)
 
 
-async def _validation_error(_request: Request, exc: Exception) -> Response:
+def allowed_methods(request: Request) -> str:
+    """Every method some route of the app answers on this request's path, for `Allow`."""
+    path = request.url.path
+    methods = {
+        method
+        for template, verbs, _role in api_routes(request.app)
+        if compile_path(template)[0].match(path)
+        for method in verbs
+    }
+    return ", ".join(sorted(methods))
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     problems = "; ".join(
         f"{'.'.join(str(p) for p in error.get('loc', ()))}: {error.get('msg')}"
         for error in exc.errors()
     )
-    return json_response({"error": "ValidationError", "detail": problems}, 422)
+    body = {"error": "ValidationError", "detail": problems, "request_id": request_id(request)}
+    return json_response(body, 422)
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:

@@ -79,10 +79,16 @@ async def infer(
 ) -> Answer:
     """Answer validated rows: from the cache where it has them, from the model otherwise.
 
-    Raises DeadlineExceededError (504) or ModelCallError (500) from the batcher.
+    Raises DeadlineExceededError (504) or ModelCallError (500) from the batcher. Rows accepted
+    outside the model's feature contract (`part.flags`) are counted here, once per request.
     """
+    if part.flags is not None:
+        state.metrics.count_out_of_range(part.flags.features)
     cache = state.cache
-    if cache is None or not cache.available:
+    if cache is None:
+        return await state.batcher(model).submit(part, rows, timeout)
+    if not cache.available:  # down a moment ago: not asked again for a few seconds
+        state.metrics.cache.labels(model_version=model.version, result="bypassed").inc(len(rows))
         return await state.batcher(model).submit(part, rows, timeout)
     started = time.perf_counter()
     schema = model.schema
@@ -163,6 +169,7 @@ def _publish_hits(state, model, part, rows, index, answer: Answer, started: floa
             probabilities=answer.confidence or [None] * len(index),
             latency_ms=round((time.perf_counter() - started) * 1000, 3),
             columns=model.schema.names,
+            out_of_range=subset.flags.reasons if subset.flags is not None else None,
         ),
         model.schema.frame([subset]),
     )

@@ -93,9 +93,21 @@ class ServingMetrics:
             ["deployment", "result"],
             registry=self.registry,
         )
+        self.out_of_range = Counter(
+            "mloop_feature_out_of_range_total",
+            "Rows accepted although a feature is outside its declared range or allowed values "
+            "(a features.yaml rule with policy count), per feature.",
+            ["feature"],
+            registry=self.registry,
+        )
         self.log_dropped = Counter(
             "mloop_prediction_log_dropped_total",
             "Prediction log rows dropped because the log queue was full or the write failed.",
+            registry=self.registry,
+        )
+        self.log_write_errors = Counter(
+            "mloop_prediction_log_write_errors_total",
+            "Failed prediction log writes (database away, disk full); each is retried.",
             registry=self.registry,
         )
 
@@ -148,7 +160,8 @@ class ServingMetrics:
         )
         self.cache = Counter(
             "mloop_prediction_cache_total",
-            "Prediction cache lookups per row: hit or miss; error when the cache is down.",
+            "Prediction cache lookups per row: hit or miss; error when the cache is down, "
+            "bypassed while it is not asked (a few seconds after an error).",
             ["model_version", "result"],
             registry=self.registry,
         )
@@ -194,6 +207,11 @@ class ServingMetrics:
                 model_version=version, status=status, variant=variant
             )
         child.inc(rows)
+
+    def count_out_of_range(self, features: dict[str, int]) -> None:
+        """Count rows accepted outside their feature contract (`contract_check.Flags`)."""
+        for feature, rows in features.items():
+            self.out_of_range.labels(feature=feature).inc(rows)
 
     def observe(
         self,

@@ -3,7 +3,8 @@
 `ModelRuntime` loads the served reference in a background thread so the server answers
 `/health` at once. When the primary fails it tries `settings.fallback_model_uris` in order
 (the seed guide's ModelLoader) and records why each candidate failed. When every candidate
-fails the runtime stays up, reports the reasons, and tries again every `retry_interval` seconds.
+fails the runtime stays up, reports the reasons, and tries again after 1 s, 2 s, 4 s ... then every
+`retry_interval` seconds.
 
 Hot swaps: a runtime serving an alias (`churn@production`, `models:/churn@production`) follows
 it. `refresh()` resolves the alias (one registry read) and, when it names another version,
@@ -38,6 +39,7 @@ from mloop.settings import Settings
 log = logging.getLogger("mloop.serving")
 
 RETRY_SECONDS = 30.0
+FIRST_RETRY_SECONDS = 1.0  # the first retry of a failed first load; doubles up to RETRY_SECONDS
 MAX_BACKOFF_SECONDS = 600.0  # a version that keeps failing is tried at most this rarely
 DRAIN_SECONDS = 60.0  # how long the heap re-freeze waits for the old model to be released
 
@@ -310,11 +312,16 @@ class ModelRuntime:
             self._thread.join(timeout)
 
     def _run(self) -> None:
+        # A failed first load is tried again at once and then less and less often (1 s, 2 s,
+        # 4 s ... up to `retry_interval`): a passing fault (a registry restart, a file still
+        # being written) costs seconds of unavailability, not a whole interval.
+        wait = min(FIRST_RETRY_SECONDS, self.retry_interval)
         while not self._stop.is_set():
             loaded = self.load_once()
             self._settled.set()
-            if loaded or self._stop.wait(self.retry_interval):
+            if loaded or self._stop.wait(wait):
                 return
+            wait = min(wait * 2, self.retry_interval)
 
     # -- following the alias -------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ from mloop.errors import SecurityError
 from mloop.governance.audit import audit_log
 from mloop.governance.audit_writer import AuditMiddleware, AuditWriter
 from mloop.security.auth import Authenticator, auth_enabled
-from mloop.serving.handlers import json_response
+from mloop.serving.handlers import json_response, request_id
 from mloop.settings import Settings
 
 if TYPE_CHECKING:  # serving.state imports this layer's neighbours; typed only
@@ -31,10 +31,10 @@ if TYPE_CHECKING:  # serving.state imports this layer's neighbours; typed only
 log = logging.getLogger("mloop.security")
 
 
-async def _security_error(_request: Request, exc: Exception) -> Response:
-
+async def _security_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, SecurityError)
-    return json_response(exc.to_dict(), exc.http_status, headers=dict(exc.headers))
+    body = {**exc.to_dict(), "request_id": request_id(request)}
+    return json_response(body, exc.http_status, headers=dict(exc.headers))
 
 
 class SecurityLayer:

@@ -79,17 +79,29 @@ class ReferenceProfile:
         kinds: Mapping[str, str] | None = None,
         bins: int = NUMERIC_BINS,
         top_k: int = TOP_K,
+        contract: Any = None,
     ) -> ReferenceProfile:
         """Profile every column of `frame` (kinds inferred from dtypes unless given).
 
         `predictions` are labels (categorical) or regression values (numeric);
         `probabilities` a vector or a rows x classes matrix (see `features.score_of`).
+        `contract`: the project's `FeatureContract` (features.yaml), whose declared types set
+        the kinds, min/max the outer bin edges (only values outside the declared range count as
+        out of range) and allowed values the categories, in declared order.
         """
         kinds = dict(kinds or {})
+        rules = {str(n): contract.rule(str(n)) for n in frame.columns} if contract else {}
+        for name, rule in rules.items():
+            if rule is not None and rule.type in _CONTRACT_KINDS:
+                kinds[name] = _CONTRACT_KINDS[rule.type]
         features = {
-            str(name): profile_column(
-                str(name), frame[name], kinds.get(str(name)) or infer_kind(frame[name]),
-                bins=bins, top_k=top_k,
+            str(name): _declared(
+                profile_column(
+                    str(name), frame[name], kinds.get(str(name)) or infer_kind(frame[name]),
+                    bins=bins, top_k=top_k,
+                ),
+                rules.get(str(name)),
+                frame[name],
             )
             for name in frame.columns
         }  # fmt: skip
@@ -255,6 +267,36 @@ class ReferenceProfile:
 
 
 _FLOATS = {"mean", "std", "min", "max"}
+# features.yaml types -> profile kinds
+_CONTRACT_KINDS = {
+    "number": NUMERIC,
+    "integer": NUMERIC,
+    "date": DATE,
+    "category": CATEGORICAL,
+    "string": CATEGORICAL,
+    "boolean": CATEGORICAL,
+}
+
+
+def _declared(prof: FeatureProfile, rule: Any, series: pd.Series) -> FeatureProfile:
+    """The profile on the contract's bins: declared min/max as the outer edges (when they
+    hold the data), declared allowed values as the categories."""
+    if rule is None:
+        return prof
+    if isinstance(prof, CategoricalProfile) and rule.allowed is not None:
+        values = categorical_values(series)
+        declared = CategoricalProfile(prof.name, [str(a) for a in rule.allowed], [], 0, 0)
+        found = declared.count_values(values)
+        declared.counts = [int(c) for c in found.counts]
+        declared.missing = found.missing
+        declared.count = int(len(values) - found.missing)
+        return declared
+    if isinstance(prof, NumericProfile) and prof.kind == NUMERIC and len(prof.edges) >= 2:
+        if rule.min is not None and rule.min <= prof.edges[0]:
+            prof.edges[0] = float(rule.min)
+        if rule.max is not None and rule.max >= prof.edges[-1]:
+            prof.edges[-1] = float(rule.max)
+    return prof
 
 
 def _finite(value: Any) -> Any:
@@ -269,17 +311,19 @@ def _finite(value: Any) -> Any:
 
 
 def training_profile(
-    model: Any, X_train: pd.DataFrame, X_test: pd.DataFrame, spec: Any
+    model: Any, X_train: pd.DataFrame, X_test: pd.DataFrame, spec: Any, contract: Any = None
 ) -> ReferenceProfile:
     """The profile logged at training time: features of the training split, outputs on the
     held-out split (what the model says on unseen rows, which is what serving will see).
 
-    `spec` is the run's FeatureSpec: its numeric, categorical and date columns set the kinds.
+    `spec` is the run's FeatureSpec: its numeric, categorical and date columns set the kinds;
+    `contract` (the run's FeatureContract, when it has one) its types, ranges and categories.
     """
     kinds = {c: NUMERIC for c in spec.numeric}
     kinds.update({c: CATEGORICAL for c in spec.categorical})
     kinds.update({c: DATE for c in spec.date})
     probabilities = model.predict_proba(X_test) if hasattr(model, "predict_proba") else None
     return ReferenceProfile.from_frame(
-        X_train, predictions=model.predict(X_test), probabilities=probabilities, kinds=kinds
-    )
+        X_train, predictions=model.predict(X_test), probabilities=probabilities, kinds=kinds,
+        contract=contract,
+    )  # fmt: skip

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from mloop.errors import ConfigError, ServiceUnavailableError
@@ -76,6 +77,21 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def transient(exc: BaseException) -> bool:
+    """A database error worth retrying: the server gone or unreachable, the disk full, a lock.
+
+    Follows `__cause__` (services wrap driver errors); a constraint or SQL error is permanent.
+    """
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OperationalError | InterfaceError):
+            return True
+        if isinstance(seen, DBAPIError) and seen.connection_invalidated:
+            return True
+        seen = seen.__cause__
+    return False
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

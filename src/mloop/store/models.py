@@ -31,6 +31,8 @@ class PredictionRecord(Base):
     prediction: Mapped[Any] = mapped_column(JSON)
     probability: Mapped[float | None] = mapped_column(Float, nullable=True)
     latency_ms: Mapped[float] = mapped_column(Float)
+    # Why the row was accepted outside its feature contract (features.yaml, policy count).
+    out_of_range: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     __table_args__ = (
         Index("ix_prediction_log_model_time", "model_name", "model_version", "created_at"),

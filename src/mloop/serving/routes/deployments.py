@@ -38,6 +38,7 @@ from mloop.serving.api_models import (
     DeploymentBatchResponse,
     DeploymentPredictRequest,
     DeploymentPredictResponse,
+    errors,
     request_body,
 )
 from mloop.serving.body import parse_json, read_body
@@ -46,7 +47,7 @@ from mloop.serving.routes import DATA_PLANE
 from mloop.serving.routes.predict import answer_batch, answer_one
 from mloop.serving.state import serving_state
 
-router = APIRouter(tags=["deployments"], responses=ERRORS)
+router = APIRouter(tags=["deployments"], responses={**ERRORS, **errors(400, 404, 409)})
 
 
 class ShiftBody(BaseModel):

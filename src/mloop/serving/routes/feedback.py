@@ -21,17 +21,18 @@ from mloop.errors import ConflictError, NotFoundError
 from mloop.monitoring.feedback import DUPLICATE, RECORDED, UNKNOWN, parse_feedback
 from mloop.monitoring.service import MonitoringService, monitoring_service
 from mloop.security.access import Role, requires
-from mloop.serving.api_models import ERRORS
+from mloop.serving.api_models import ERRORS, errors
 from mloop.serving.body import parse_json, read_body
 from mloop.serving.handlers import json_response
 from mloop.serving.state import serving_state
 
-router = APIRouter(tags=["monitoring"])
+router = APIRouter(tags=["monitoring"], responses=errors(400, 404, 409))
 
 _EXAMPLE = {
     "content": {
         "application/json": {
             "examples": {
+                # the seed's feedback (prediction_id, actual value), in mloop's field names
                 "one": {"value": {"prediction_id": "0b6c...", "actual": 1}},
                 "many": {"value": {"feedback": [{"prediction_id": "0b6c...", "actual": 0}]}},
             }

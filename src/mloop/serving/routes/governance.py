@@ -24,11 +24,12 @@ from mloop.governance.audit import audit_log
 from mloop.governance.timeparse import parse_since
 from mloop.security.access import Role, requires
 from mloop.security.auth import caller
+from mloop.serving.api_models import errors
 from mloop.serving.handlers import json_response
 from mloop.serving.routes.models import refresh_model
 from mloop.serving.state import serving_state
 
-router = APIRouter(tags=["governance"])
+router = APIRouter(tags=["governance"], responses=errors(400, 401, 404, 409, 413, 422, 503))
 
 
 class SubmitBody(BaseModel):
@@ -133,7 +134,12 @@ async def verify(request: Request) -> Response:
     return json_response(report.to_dict())
 
 
-@router.get("/audit/export", dependencies=[requires(Role.COMPLIANCE)])
+@router.get(
+    "/audit/export",
+    dependencies=[requires(Role.COMPLIANCE)],
+    response_class=Response,
+    responses={200: {"description": "JSON lines.", "content": {"application/x-ndjson": {}}}},
+)
 async def export(request: Request, since: str | None = None, action: str | None = None) -> Response:
     """Audit rows as JSON lines (`application/x-ndjson`), from `since` (ISO 8601) on."""
 

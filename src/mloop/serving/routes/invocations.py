@@ -25,6 +25,7 @@ from mloop.errors import MloopError, ValidationError
 from mloop.model.output import mlflow_predictions
 from mloop.model.schema import InputSchema, describe_value
 from mloop.security.access import Role, requires
+from mloop.serving.api_models import MlflowErrorBody, errors
 from mloop.serving.body import parse_json, read_body
 from mloop.serving.handlers import error_response, json_response
 from mloop.serving.inference import count_refused, infer_counted, request_timeout
@@ -32,7 +33,10 @@ from mloop.serving.routes import DATA_PLANE
 from mloop.serving.routes.predict import WORKER_HEADER, check_batch_rows
 from mloop.serving.state import serving_state
 
-router = APIRouter(tags=["mlflow protocol"])
+router = APIRouter(
+    tags=["mlflow protocol"],
+    responses={**errors(400, 404, 409, 413, 415, model=MlflowErrorBody), **errors(500, 503)},
+)
 
 FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 

@@ -18,13 +18,13 @@ from mloop.errors import MloopError, ServiceUnavailableError, ValidationError
 from mloop.jobs.queue import STATUSES
 from mloop.jobs.service import JobService
 from mloop.security.access import Role, requires
-from mloop.serving.api_models import ERRORS, BatchRequest, ErrorBody, request_body
+from mloop.serving.api_models import ERRORS, BatchRequest, ErrorBody, errors, request_body
 from mloop.serving.body import parse_object, read_body
 from mloop.serving.handlers import error_response, json_response
 from mloop.serving.routes import DATA_PLANE
 from mloop.serving.state import serving_state
 
-router = APIRouter(tags=["jobs"])
+router = APIRouter(tags=["jobs"], responses=errors(400))
 
 
 class JobAccepted(BaseModel):

@@ -22,12 +22,13 @@ from mloop.governance.approvals import known_stage
 from mloop.registry.service import Registry
 from mloop.security.access import Role, requires
 from mloop.security.auth import caller
+from mloop.serving.api_models import errors
 from mloop.serving.handlers import json_response
 from mloop.serving.mlflow_webhook import SignedOrRole, body_of, model_of
 from mloop.serving.runtime import SwapOutcome
 from mloop.serving.state import serving_state
 
-router = APIRouter(tags=["registry"])
+router = APIRouter(tags=["registry"], responses=errors(400, 401, 404, 409, 413, 422, 503))
 
 
 class PromoteBody(BaseModel):

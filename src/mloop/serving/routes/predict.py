@@ -26,7 +26,9 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from mloop import logs
 from mloop.errors import DeadlineExceededError, MloopError, NotFoundError, ValidationError
+from mloop.features import feast_client
 from mloop.model.loader import LoadedModel
 from mloop.model.schema import Columns
 from mloop.security.access import Role, requires
@@ -36,6 +38,7 @@ from mloop.serving.api_models import (
     BatchResponse,
     PredictRequest,
     PredictResponse,
+    errors,
     request_body,
 )
 from mloop.serving.batcher import Answer
@@ -50,7 +53,7 @@ from mloop.serving.traffic import USER_HEADER, Route
 
 log = logging.getLogger("mloop.serving")
 
-router = APIRouter(tags=["predict"])
+router = APIRouter(tags=["predict"], responses=errors(400, 404, 415))
 
 # Which worker process answered (multi-worker metrics tests, debugging a load balancer).
 WORKER_HEADER = {"x-mloop-worker": str(os.getpid())}
@@ -121,6 +124,11 @@ async def _answer(request: Request, *, many: bool, deployment: str | None) -> Re
         if route is not None:
             label = NO_VARIANT
         body = await read_body(request, state.settings.max_body_bytes)
+        if state.settings.feast_url and feast_client.has_entities(body):  # entity keys: Feast
+            body = await feast_client.features_body(
+                state.settings, body, many=many, columns=_columns(state),
+                max_rows=state.settings.max_batch_rows,
+            )  # fmt: skip
         rows, key = _parse(state, body, many, route)
         count = max(len(rows), 1)
         timeout = request_timeout(request, state)
@@ -153,6 +161,7 @@ async def _answer(request: Request, *, many: bool, deployment: str | None) -> Re
             continue
         group.answer = result
         version = group.model.version
+        logs.bind(model=group.model.name, version=version)  # for this request's log lines
         state.metrics.count(version, SUCCESS, group.part.rows, group.label)
         state.metrics.observe(version, latency, result.confidence, group.label)
         if route is not None:

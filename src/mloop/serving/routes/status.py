@@ -37,20 +37,29 @@ async def ready(request: Request) -> Response:
     """Readiness: 200 once a model serves; 503 with the reason while loading or failing.
 
     A failed hot swap leaves it 200 (the old version keeps serving); `swap` says what happened.
+    A writer whose database is failing leaves it 200 too (predictions are still answered, their
+    rows wait in memory): `status` is then "degraded" and `degraded` names the writers.
     """
-    runtime = serving_state(request).runtime
+    state = serving_state(request)
+    runtime = state.runtime
     model = runtime.model
     if model is None:
         status = "loading" if runtime.state == LOADING else "unavailable"
         return json_response({"status": status, "reason": runtime.reason}, 503)
-    return json_response(
-        {
-            "status": "ready",
-            "model_name": model.name,
-            "model_version": model.version,
-            "swap": runtime.swap_status(),  # following the alias: last swap, last failure
-        }
-    )
+    body = {
+        "status": "ready",
+        "model_name": model.name,
+        "model_version": model.version,
+        "swap": runtime.swap_status(),  # following the alias: last swap, last failure
+    }
+    degraded = {
+        name: writer.outage.to_dict()
+        for name, writer in (("prediction_log", state.prediction_log), ("audit", state.audit))
+        if writer is not None and writer.outage.active
+    }
+    if degraded:
+        body["status"], body["degraded"] = "degraded", degraded
+    return json_response(body)
 
 
 @router.get(

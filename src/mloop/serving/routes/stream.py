@@ -26,13 +26,14 @@ from starlette.types import Receive, Scope, Send
 from mloop.errors import MloopError, ValidationError
 from mloop.model.schema import describe_value
 from mloop.security.access import Role, requires
+from mloop.serving.api_models import errors
 from mloop.serving.body import parse_json
 from mloop.serving.inference import count_refused, infer_counted, request_timeout
 from mloop.serving.routes import DATA_PLANE
 from mloop.serving.routes.predict import refused
 from mloop.serving.state import ServingState, serving_state
 
-router = APIRouter(tags=["predict"])
+router = APIRouter(tags=["predict"], responses=errors(400, 413, 415, 422, 503))
 
 _END = object()
 
@@ -49,8 +50,10 @@ _END = object()
                 "application/x-ndjson": {
                     "schema": {
                         "type": "string",
-                        "description": 'One {"id": ..., "features": row} per line.',
-                    }
+                        "description": 'One {"id": ..., "features": row} per line; each line '
+                        "is checked alone and a bad one answers an error line.",
+                    },
+                    "example": '{"id": "a", "features": {"tenure_months": 12, "plan": "basic"}}\n',
                 }
             },
         },
@@ -61,6 +64,9 @@ async def predict_stream(request: Request) -> Response:
     state = serving_state(request)
     try:
         timeout = request_timeout(request, state)
+        length = request.headers.get("content-length")
+        if "transfer-encoding" not in request.headers and length in (None, "0"):
+            raise ValidationError("the request body is empty: send NDJSON lines, one per row")
         state.runtime.require()
     except MloopError as exc:
         return refused(state, exc, rows=1)

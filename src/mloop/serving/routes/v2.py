@@ -27,6 +27,7 @@ from mloop import __version__
 from mloop.errors import MloopError, NotFoundError, ValidationError
 from mloop.model.loader import LoadedModel
 from mloop.security.access import Role, requires
+from mloop.serving.api_models import errors
 from mloop.serving.body import parse_json, read_body
 from mloop.serving.handlers import json_response, log, request_id
 from mloop.serving.inference import count_refused, infer_counted, request_timeout
@@ -34,7 +35,11 @@ from mloop.serving.routes import DATA_PLANE
 from mloop.serving.routes.predict import WORKER_HEADER, check_batch_rows
 from mloop.serving.state import ServingState, serving_state
 
-router = APIRouter(prefix="/v2", tags=["open inference protocol (v2)"])
+router = APIRouter(
+    prefix="/v2",
+    tags=["open inference protocol (v2)"],
+    responses=errors(400, 404, 413, 415, 422, 500, 503),
+)
 
 HEADER_LENGTH = "inference-header-content-length"
 TENSOR_INPUT = "input"  # the input's name in the metadata of a model with a tensor signature
@@ -78,7 +83,7 @@ async def ready(request: Request) -> Response:
     return json_response({"ready": ok}, 200 if ok else 503)
 
 
-@router.get("", dependencies=[requires(Role.PUBLIC)])
+@router.get("", dependencies=[requires(Role.VIEWER)])
 async def server_metadata() -> Response:
     """Server name, version and protocol extensions."""
     return json_response(
@@ -255,7 +260,8 @@ def _parse(
     shapes."""
     binary = b""
     if header_length is not None:
-        if not header_length.isdigit() or int(header_length) > len(body):
+        digits = header_length.isascii() and header_length.isdigit()
+        if not digits or int(header_length) > len(body):
             raise ValidationError(
                 f"header Inference-Header-Content-Length is {header_length!r}, but the body "
                 f"has {len(body)} bytes"

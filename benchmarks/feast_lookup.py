@@ -1,0 +1,162 @@
+"""Added latency of the Feast entity path: `/predict` with `{"entity": ...}` vs the features.
+
+Builds the examples/feast repo in a temp folder with the Feast venv (MLOOP_FEAST_VENV, made by
+`mloop features feast-env`), `feast apply`, `feast materialize`, `feast serve`, trains a model on
+`historical_frame`, starts a real `uvicorn` mloop server pointed at Feast (prediction cache off:
+the keys repeat) and drives `/predict` with `--concurrency` connections, alternating rounds of
+the two bodies for the same customers. Prints requests/s and p50/p90/p99 latency per path and
+the difference: what one online lookup adds to a request at that load. Both servers share the
+machine's cores, so on a 2-core box the figure includes Feast's CPU competing with mloop's.
+
+    python benchmarks/feast_lookup.py --seconds 10 --rounds 2 --concurrency 64
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import pandas as pd
+
+ROOT = Path(__file__).parents[1]
+sys.path.insert(0, str(ROOT))  # tests.support.feastkit: the same repo and model as the tests
+
+from tests.support import feastkit  # noqa: E402
+
+from mloop.features import feast_env  # noqa: E402
+from mloop.features.feast_history import historical_frame  # noqa: E402
+
+
+def wait_ready(url: str, what: str) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"{what} did not become ready")
+
+
+def start(command: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen(command, cwd=cwd, env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+
+
+def stop(process: subprocess.Popen) -> None:
+    os.killpg(process.pid, signal.SIGTERM)
+    process.wait(30)
+
+
+async def drive(url: str, bodies: list[dict], seconds: float, concurrency: int) -> list[float]:
+    """Latencies (s) of the requests answered 200 in `seconds` by `concurrency` clients."""
+    latencies: list[float] = []
+    stop_at = time.monotonic() + seconds
+    limits = httpx.Limits(max_connections=concurrency)
+    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+
+        async def worker(offset: int) -> None:
+            i = offset
+            while time.monotonic() < stop_at:
+                began = time.perf_counter()
+                answer = await client.post(url, json=bodies[i % len(bodies)])
+                if answer.status_code == 200:
+                    latencies.append(time.perf_counter() - began)
+                i += concurrency
+
+        await asyncio.gather(*(worker(k) for k in range(concurrency)))
+    return latencies
+
+
+def summary(latencies: list[float], seconds: float) -> dict[str, float]:
+    cuts = statistics.quantiles(latencies, n=100)
+    return {"rps": len(latencies) / seconds, "p50": cuts[49] * 1000, "p90": cuts[89] * 1000,
+            "p99": cuts[98] * 1000}  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--venv", type=Path, default=ROOT / ".venv-tools" / "feast")
+    args = parser.parse_args()
+    if not (args.venv / "bin" / "feast").exists():
+        raise SystemExit(f"no Feast venv at {args.venv}: run `mloop features feast-env`")
+    work = Path(tempfile.mkdtemp(prefix="mloop-feast-bench-"))
+    try:
+        run(work, args)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def run(work: Path, args: argparse.Namespace) -> None:
+    from mloop.settings import Settings
+
+    repo = feastkit.make_repo(work, f"mloop_bench_{os.getpid()}")
+    feast_env.apply(args.venv, repo)
+    feast_env.materialize(args.venv, repo, pd.Timestamp("2023-12-01", tz="UTC").to_pydatetime(),
+                          pd.Timestamp("2024-03-15", tz="UTC").to_pydatetime())  # fmt: skip
+    labels = work / "labels.parquet"
+    customers = list(range(1, feastkit.CUSTOMERS + 1))
+    pd.DataFrame({"customer_id": customers, "event_timestamp": pd.Timestamp("2024-03-10", tz="UTC"),
+                  "churned": [c % 2 for c in customers]}).to_parquet(labels)  # fmt: skip
+    source = {"repo": str(repo), "features": list(feastkit.FEATURES)}
+    frame = historical_frame(source, labels, venv=args.venv)
+    home = work / "home"
+    settings = Settings(home=home, fallback_model_uris=[])
+    settings.ensure_home()
+    feastkit.train_on(settings, frame, "churned", "churn")
+    feast_port, mloop_port = feastkit.free_port(), feastkit.free_port()
+    env = dict(os.environ)
+    feast = start([str(args.venv / "bin" / "feast"), "serve", "-h", "127.0.0.1", "-p",
+                   str(feast_port)], repo, env)  # fmt: skip
+    env.update({
+        "MLOOP_HOME": str(home), "MLOOP_SERVE_MODEL": "churn@production", "MLOOP_AUTH": "off",
+        "MLOOP_CACHE_TTL_SECONDS": "0", "MLOOP_MONITORING": "false",
+        "MLOOP_FEAST_URL": f"http://127.0.0.1:{feast_port}",
+        "MLOOP_FEAST_FEATURES": ",".join(feastkit.FEATURES),
+    })  # fmt: skip
+    server = start([sys.executable, "-m", "uvicorn", "--factory",
+                    "mloop.serving.app:create_app_from_env", "--port", str(mloop_port),
+                    "--log-level", "warning", "--no-access-log"], ROOT, env)  # fmt: skip
+    try:
+        wait_ready(f"http://127.0.0.1:{feast_port}/health", "feast serve")
+        wait_ready(f"http://127.0.0.1:{mloop_port}/ready", "mloop server")
+        rows = frame.set_index("customer_id")[feastkit.COLUMNS]
+        features = [{"features": {k: (v.item() if hasattr(v, "item") else v)
+                                  for k, v in rows.loc[c].items()}} for c in customers]  # fmt: skip
+        entities = [{"entity": {"customer_id": c}} for c in customers]
+        url = f"http://127.0.0.1:{mloop_port}/predict"
+        asyncio.run(drive(url, entities, 2, args.concurrency))  # warm up both paths
+        asyncio.run(drive(url, features, 2, args.concurrency))
+        seen: dict[str, list[float]] = {"features": [], "entity": []}
+        for _ in range(args.rounds):
+            for name, bodies in (("features", features), ("entity", entities)):
+                seen[name] += asyncio.run(drive(url, bodies, args.seconds, args.concurrency))
+    finally:
+        stop(server)
+        stop(feast)
+    total = args.seconds * args.rounds
+    results = {name: summary(values, total) for name, values in seen.items()}
+    print(f"{args.concurrency} connections, {args.rounds} x {args.seconds:g} s per path")
+    for name, r in results.items():
+        print(f"  {name:8s} {r['rps']:8.0f} req/s  p50 {r['p50']:7.1f} ms  p90 {r['p90']:7.1f} ms"
+              f"  p99 {r['p99']:7.1f} ms")  # fmt: skip
+    added = {k: results["entity"][k] - results["features"][k] for k in ("p50", "p90", "p99")}
+    print("  added by the Feast lookup: " + ", ".join(f"{k} {v:+.1f} ms" for k, v in added.items()))
+
+
+if __name__ == "__main__":
+    main()

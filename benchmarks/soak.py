@@ -1,0 +1,310 @@
+"""Soak: `mloop serve --workers 2` under steady load for a long time, with hot swaps.
+
+64 connections (wrk, single-row POST /predict from a pool of 512 rows) for 30 minutes against
+2 workers with the defaults on (live drift monitoring, the prediction log, the audit of API
+calls; the prediction cache is off so every request reaches the model). Every 5 minutes a
+hot swap: the `production` alias moves to a new version (registered before the load starts,
+so training does not take the CPU being measured) and `POST /models/refresh` is called (the
+other worker follows on its poll). Each minute is one
+wrk run back to back, and after it the script samples requests/s, failed requests (non-2xx
+and socket errors), and each worker's resident memory and open file descriptors from /proc.
+
+Verdicts (issue 15 item 3): requests/s within 10% of the first minute, RSS growth under 5%
+(last minute against the first, per worker), no file-descriptor growth, zero failed requests,
+every swap served. Not part of CI: the lead runs the 30 minutes; a check of the script:
+
+    python benchmarks/soak.py --minutes 2 --swap-every 1
+
+Needs `wrk` (Debian: `apt-get install -y wrk`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import warnings
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+
+from serving import LUA, _env, _records, _server
+
+FEATURES = [f"f{i}" for i in range(20)]
+POOL = 512
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=int, default=30, help="length of the soak")
+    parser.add_argument("--swap-every", type=int, default=5, help="minutes between hot swaps")
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed: apt-get update && apt-get install -y wrk")
+    work = Path(tempfile.mkdtemp(prefix="mloop-soak-"))
+    try:
+        ok = soak(work, args)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    sys.exit(0 if ok else 1)
+
+
+def soak(work: Path, args) -> bool:
+    env = _env(work)
+    env.update(MLOOP_MODEL_POLL_SECONDS="5")
+    os.environ.update(env)
+    print(f"training and registering soak/1 in {work} ...", flush=True)
+    registrar = _Registrar()
+    rows = registrar.rows
+    body_file = work / "bodies.ndjson"
+    body_file.write_text("\n".join(json.dumps({"features": r}) for r in _records(rows)) + "\n")
+    script = work / "predict.lua"
+    script.write_text(LUA % {"bodies": body_file, "path": "/predict"})
+    command = [sys.executable, "-c", "from mloop.cli.main import main; main()", "serve"]
+    command += ["soak@production", "--workers", str(args.workers), "--host", "127.0.0.1"]
+    command += ["--log-level", "warning"]
+    # Versions to swap to are registered now: training during the soak would take the CPU
+    # from the server it measures. Each swap moves the alias and calls /models/refresh.
+    count = max(0, (args.minutes * 60 - 30) // (args.swap_every * 60))
+    print(f"registering {count} more version(s) to swap to ...", flush=True)
+    versions = [registrar.register(seed=k) for k in range(1, count + 1)]
+    samples: list[dict] = []
+    swaps: list[dict] = []
+    launched = _server(command, env, False)
+    with launched as url:
+        server = _ServerProcs(launched.proc.pid)  # the uvicorn supervisor
+        _wrk(url, script, 10, min(args.connections, 16))  # warm up every worker
+        started = time.monotonic()
+        stop = threading.Event()
+        swapper = threading.Thread(
+            target=_swap_loop,
+            args=(url, registrar, versions, args, started, stop, swaps),
+            daemon=True,
+        )
+        swapper.start()
+        for minute in range(1, args.minutes + 1):
+            result = _wrk(url, script, 60, args.connections)
+            result.update(minute=minute, workers=server.sample())
+            samples.append(result)
+            _print_sample(result)
+        stop.set()
+        swapper.join(timeout=120)
+    return _report(samples, swaps, args)
+
+
+class _Registrar:
+    """A random forest on 20 features, registered as soak/1; each swap registers one more."""
+
+    def __init__(self) -> None:
+        import mlflow  # lazy: MLflow only after the environment points at the temp store
+        from mlflow.models import infer_signature
+        from sklearn.ensemble import RandomForestClassifier
+
+        from mloop.registry.tracking import configure_mlflow, ensure_experiment
+        from mloop.settings import Settings
+
+        self.mlflow = mlflow
+        rng = np.random.default_rng(0)
+        frame = pd.DataFrame(rng.normal(size=(3000, 20)), columns=FEATURES)
+        y = (frame.f0 + frame.f1 * frame.f2 + rng.normal(scale=0.5, size=3000) > 0).astype(int)
+        self.frame, self.y, self.rows = frame, y, frame.tail(POOL)
+        self.forest = RandomForestClassifier
+        self.signature = infer_signature(frame, y.head())
+        settings = Settings()
+        settings.ensure_home()
+        configure_mlflow(settings)
+        self.experiment = ensure_experiment("soak", settings)
+        self.client = mlflow.MlflowClient()
+        self.move(self.register(seed=0))
+
+    def move(self, version: str) -> None:
+        self.client.set_registered_model_alias("soak", "production", version)
+
+    def register(self, seed: int) -> str:
+        """Train, log and register a new version; its number."""
+        model = self.forest(n_estimators=100, random_state=seed).fit(self.frame, self.y)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with self.mlflow.start_run(experiment_id=self.experiment):
+                info = self.mlflow.sklearn.log_model(
+                    model,
+                    name="model",
+                    signature=self.signature,
+                    serialization_format="cloudpickle",
+                    registered_model_name="soak",
+                )
+        return str(info.registered_model_version)
+
+
+def _swap_loop(
+    url: str, registrar: _Registrar, versions: list, args, started: float, stop, swaps: list
+) -> None:
+    """At swap-every minutes (+10 s, inside a wrk run): move the alias to the next version,
+    refresh, and wait until it is served."""
+    k = 1
+    while k <= len(versions):
+        due = started + k * args.swap_every * 60 + 10
+        if due > started + args.minutes * 60 - 20 or stop.wait(max(0.0, due - time.monotonic())):
+            return
+        began = time.monotonic()
+        entry: dict = {"at_minute": round((began - started) / 60, 2)}
+        try:
+            entry["version"] = versions[k - 1]
+            registrar.move(entry["version"])
+            answer = httpx.post(f"{url}/models/refresh", timeout=120).json()
+            entry["refresh"] = [o.get("state") for o in answer.get("refreshed", [])]
+            entry["served"] = _wait_served(url, entry["version"])
+        except Exception as exc:  # recorded as a failed swap, the soak goes on
+            entry["error"] = repr(exc)
+        entry["seconds"] = round(time.monotonic() - began, 1)
+        swaps.append(entry)
+        print(f"hot swap: {entry}", flush=True)
+        k += 1
+
+
+def _wait_served(url: str, version: str) -> bool:
+    """Both workers answer with `version` (20 answers in a row), within 60 s."""
+    body = {"features": {f: 0.0 for f in FEATURES}}
+    deadline, streak = time.monotonic() + 60, 0
+    with httpx.Client(timeout=10) as client:
+        while time.monotonic() < deadline and streak < 20:
+            answer = client.post(f"{url}/predict", json=body).json()
+            seen = str(answer.get("model_version") or answer.get("version") or "")
+            streak = streak + 1 if seen == version else 0
+            if streak == 0:
+                time.sleep(0.25)
+    return streak >= 20
+
+
+class _ServerProcs:
+    """The server's worker processes and what each holds: RSS (MB) and open fds.
+
+    With one worker uvicorn serves in the supervisor itself, which is then the one sampled.
+    """
+
+    def __init__(self, root: int) -> None:
+        self.root = root
+
+    def workers(self) -> list[int]:
+        children: dict[int, list[int]] = {}
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                except OSError:
+                    continue
+                children.setdefault(ppid, []).append(int(entry.name))
+        found, todo = [], list(children.get(self.root, []))
+        while todo:
+            pid = todo.pop()
+            todo.extend(children.get(pid, []))
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"spawn_main" in cmdline:  # uvicorn's workers, not its resource tracker
+                found.append(pid)
+        return sorted(found) or [self.root]
+
+    def sample(self) -> dict[int, dict[str, float]]:
+        out = {}
+        for pid in self.workers():
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+                fds = len(os.listdir(f"/proc/{pid}/fd"))
+            except OSError:
+                continue
+            rss_kb = int(re.search(r"VmRSS:\s+(\d+)", status).group(1))
+            out[pid] = {"rss_mb": rss_kb / 1024, "fds": fds}
+        return out
+
+
+def _wrk(url: str, script: Path, seconds: int, connections: int) -> dict:
+    threads = min(2, connections)
+    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s"]
+    out = subprocess.run(
+        [*command, "-s", str(script), url], capture_output=True, text=True, check=True
+    ).stdout
+    non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    sockets = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out
+    )
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "requests": int(re.search(r"(\d+) requests in", out).group(1)),
+        "failed": (int(non_2xx.group(1)) if non_2xx else 0)
+        + (sum(int(g) for g in sockets.groups()) if sockets else 0),
+    }
+
+
+def _print_sample(s: dict) -> None:
+    workers = s["workers"]
+    rss = " ".join(f"{w['rss_mb']:.0f}" for w in workers.values())
+    fds = " ".join(str(w["fds"]) for w in workers.values())
+    print(
+        f"minute {s['minute']:3d}: {s['rps']:8.0f} req/s  {s['failed']:5d} failed  "
+        f"RSS MB [{rss}]  fds [{fds}]",
+        flush=True,
+    )
+
+
+def _report(samples: list[dict], swaps: list[dict], args) -> bool:
+    print(f"\n{'minute':>6} {'req/s':>9} {'failed':>7} {'RSS MB per worker':>22} {'fds':>12}")
+    for s in samples:
+        rss = "/".join(f"{w['rss_mb']:.0f}" for w in s["workers"].values())
+        fds = "/".join(str(w["fds"]) for w in s["workers"].values())
+        print(f"{s['minute']:6d} {s['rps']:9.0f} {s['failed']:7d} {rss:>22} {fds:>12}")
+    first, last = samples[0], samples[-1]
+    worst = max(abs(s["rps"] - first["rps"]) / first["rps"] for s in samples)
+    same = first["workers"].keys() == last["workers"].keys()
+    growth = max(
+        (last["workers"][p]["rss_mb"] / first["workers"][p]["rss_mb"] - 1 for p in first["workers"])
+        if same
+        else [float("inf")]
+    )
+    fd_growth = max(
+        (last["workers"][p]["fds"] - first["workers"][p]["fds"] for p in first["workers"])
+        if same
+        else [1]
+    )
+    failed = sum(s["failed"] for s in samples)
+    swaps_ok = bool(swaps) and all(w.get("served") and "error" not in w for w in swaps)
+    verdicts = [
+        (f"requests/s within 10% of the first minute (worst {worst:.1%})", worst <= 0.10),
+        (
+            f"RSS growth < 5% per worker (worst {growth:+.1%})"
+            if same
+            else "RSS growth < 5% (a worker was replaced: not comparable)",
+            growth < 0.05,
+        ),
+        (f"no fd growth (worst {fd_growth:+d})" if same else "no fd growth", fd_growth <= 0),
+        (f"zero failed requests ({failed})", failed == 0),
+        (
+            f"every hot swap served ({len(swaps)} swaps: "
+            + ", ".join(f"v{w.get('version')} in {w['seconds']} s" for w in swaps)
+            + ")",
+            swaps_ok,
+        ),
+    ]
+    print(
+        f"\n{args.minutes} min, {args.connections} connections, {args.workers} workers, "
+        f"hot swap every {args.swap_every} min"
+    )
+    for text, ok in verdicts:
+        print(f"  {'PASS' if ok else 'FAIL'}  {text}")
+    return all(ok for _, ok in verdicts)
+
+
+if __name__ == "__main__":
+    main()

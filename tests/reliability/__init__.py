@@ -1,0 +1,1 @@
+"""Reliability proven wholesale: fuzzing, faults, access (issue 15)."""
