@@ -4,17 +4,17 @@ Builds the examples/feast repo in a temp folder with the Feast venv (MLOOP_FEAST
 `mloop features feast-env`), `feast apply`, `feast materialize`, `feast serve`, trains a model on
 `historical_frame`, starts a real `uvicorn` mloop server pointed at Feast (prediction cache off:
 the keys repeat) and drives `/predict` with `--concurrency` connections, alternating rounds of
-the two bodies for the same customers. Prints requests/s and p50/p90/p99 latency per path and
+the two bodies for the same customers (wrk). Prints requests/s and p50/p99 latency per path and
 the difference: what one online lookup adds to a request at that load. Both servers share the
 machine's cores, so on a 2-core box the figure includes Feast's CPU competing with mloop's.
 
-    python benchmarks/feast_lookup.py --seconds 10 --rounds 2 --concurrency 64
+    cd benchmarks && ../.venv/bin/python feast_lookup.py --seconds 10 --rounds 3 --concurrency 64
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
+import json
 import os
 import shutil
 import signal
@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT))  # tests.support.feastkit: the same repo and model
 
 from tests.support import feastkit  # noqa: E402
 
+import serving  # noqa: E402  (its wrk Lua script and parser)
 from mloop.features import feast_env  # noqa: E402
 from mloop.features.feast_history import historical_frame  # noqa: E402
 
@@ -59,30 +60,15 @@ def stop(process: subprocess.Popen) -> None:
     process.wait(30)
 
 
-async def drive(url: str, bodies: list[dict], seconds: float, concurrency: int) -> list[float]:
-    """Latencies (s) of the requests answered 200 in `seconds` by `concurrency` clients."""
-    latencies: list[float] = []
-    stop_at = time.monotonic() + seconds
-    limits = httpx.Limits(max_connections=concurrency)
-    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
-
-        async def worker(offset: int) -> None:
-            i = offset
-            while time.monotonic() < stop_at:
-                began = time.perf_counter()
-                answer = await client.post(url, json=bodies[i % len(bodies)])
-                if answer.status_code == 200:
-                    latencies.append(time.perf_counter() - began)
-                i += concurrency
-
-        await asyncio.gather(*(worker(k) for k in range(concurrency)))
-    return latencies
-
-
-def summary(latencies: list[float], seconds: float) -> dict[str, float]:
-    cuts = statistics.quantiles(latencies, n=100)
-    return {"rps": len(latencies) / seconds, "p50": cuts[49] * 1000, "p90": cuts[89] * 1000,
-            "p99": cuts[98] * 1000}  # fmt: skip
+def drive(url: str, bodies: list[dict], seconds: float, connections: int, work: Path) -> dict:
+    """wrk (`serving.py`'s Lua script: the bodies in turn) for `seconds` at `connections`;
+    requests/s, p50 and p99 in ms, non-2xx answers."""
+    name = "entity" if "entity" in bodies[0] else "features"
+    lines = work / f"{name}.ndjson"
+    lines.write_text("\n".join(json.dumps(b) for b in bodies) + "\n")
+    script = work / f"{name}.lua"
+    script.write_text(serving.LUA % {"bodies": lines, "path": "/predict"})
+    return serving._wrk(url, script, int(seconds), connections)
 
 
 def main() -> None:
@@ -139,23 +125,26 @@ def run(work: Path, args: argparse.Namespace) -> None:
                                   for k, v in rows.loc[c].items()}} for c in customers]  # fmt: skip
         entities = [{"entity": {"customer_id": c}} for c in customers]
         url = f"http://127.0.0.1:{mloop_port}/predict"
-        asyncio.run(drive(url, entities, 2, args.concurrency))  # warm up both paths
-        asyncio.run(drive(url, features, 2, args.concurrency))
-        seen: dict[str, list[float]] = {"features": [], "entity": []}
+        drive(url, entities, 2, args.concurrency, work)  # warm up both paths
+        drive(url, features, 2, args.concurrency, work)
+        seen: dict[str, list[dict]] = {"features": [], "entity": []}
         for _ in range(args.rounds):
             for name, bodies in (("features", features), ("entity", entities)):
-                seen[name] += asyncio.run(drive(url, bodies, args.seconds, args.concurrency))
+                seen[name].append(drive(url, bodies, args.seconds, args.concurrency, work))
     finally:
         stop(server)
         stop(feast)
-    total = args.seconds * args.rounds
-    results = {name: summary(values, total) for name, values in seen.items()}
-    print(f"{args.concurrency} connections, {args.rounds} x {args.seconds:g} s per path")
+    results = {
+        name: {key: statistics.median(r[key] for r in runs) for key in ("rps", "p50", "p99")}
+        | {"errors": sum(r["errors"] for r in runs)}
+        for name, runs in seen.items()
+    }
+    print(f"wrk -t2 -c{args.concurrency}, {args.rounds} x {args.seconds:g} s per path (medians)")
     for name, r in results.items():
-        print(f"  {name:8s} {r['rps']:8.0f} req/s  p50 {r['p50']:7.1f} ms  p90 {r['p90']:7.1f} ms"
-              f"  p99 {r['p99']:7.1f} ms")  # fmt: skip
-    added = {k: results["entity"][k] - results["features"][k] for k in ("p50", "p90", "p99")}
-    print("  added by the Feast lookup: " + ", ".join(f"{k} {v:+.1f} ms" for k, v in added.items()))
+        print(f"  {name:8s} {r['rps']:8.0f} req/s  p50 {r['p50']:7.2f} ms  p99 {r['p99']:7.2f} ms"
+              f"  non-2xx {r['errors']}")  # fmt: skip
+    added = {k: results["entity"][k] - results["features"][k] for k in ("p50", "p99")}
+    print("  added by the Feast lookup: " + ", ".join(f"{k} {v:+.2f} ms" for k, v in added.items()))
 
 
 if __name__ == "__main__":

@@ -144,7 +144,7 @@ class FeastClient:
         client = self._clients.get(loop)
         if client is None:
             limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
-            client = httpx.AsyncClient(timeout=self.source.timeout, limits=limits, verify=False)
+            client = httpx.AsyncClient(timeout=self.source.timeout, limits=limits)
             self._clients[loop] = client
         return client
 
