@@ -240,10 +240,10 @@ def keep_trying(
             if not transient(exc):
                 log.error("%s failed: %s", what, _first_line(exc), exc_info=exc)
                 return False
-            if outage.since is None:
+            outage.error, outage.retries = _first_line(exc), outage.retries + 1
+            if outage.since is None:  # set last: a reader seeing `active` sees the error too
                 outage.since = time.time()
                 log.warning("%s failed, retrying until it succeeds: %s", what, _first_line(exc))
-            outage.error, outage.retries = _first_line(exc), outage.retries + 1
             if time.monotonic() - started >= give_up_after:
                 log.error("%s failed for %.0f s: giving up", what, give_up_after, exc_info=exc)
                 return False

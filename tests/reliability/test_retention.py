@@ -24,9 +24,11 @@ from mloop.errors import ConflictError
 from mloop.governance.audit import AuditEvent, AuditLog, audit_log
 from mloop.governance.checkpoints import audit_key, checkpoint_mac, prune_audit, verify
 from mloop.governance.retention import Policy, RetentionTimer, apply_retention
+from mloop.serving.app import create_app
 from mloop.settings import Settings, reset_settings
 from mloop.store import Database, PredictionRecord
 from mloop.store.monitoring import FeedbackRecord
+from tests.support.apps import in_process
 from tests.support.env import clean_environ
 from tests.support.waiting import wait_for
 
@@ -316,6 +318,10 @@ def test_cli_retention_apply_then_audit_verify_and_parquet_export(cli_home, tmp_
     # rows 8..12 remain, then the two retention.apply events the pass recorded
     assert [r["seq"] for r in rows] == [8, 9, 10, 11, 12, 13, 14]
     assert rows[-1]["action"] == "retention.apply"
+    with in_process(create_app("ghost/1", Settings(), log_predictions=False)) as http:
+        rest = http.get("/audit/verify")  # the REST route verifies from the checkpoint too
+    assert rest.status_code == 200 and rest.json()["ok"] is True, rest.text
+    assert rest.json()["checkpoint"]["last_seq"] == 7 and rest.json()["rows_range"][0] == 8
     _sql(database, "update audit_log set actor = 'mallory' where seq = 9")
     result = run("audit", "verify")
     assert result.exit_code == 10

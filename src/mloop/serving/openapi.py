@@ -5,7 +5,7 @@ the security layer decide for every route alike: the common error body on FastAP
 auth schemes (an API key in `X-API-Key`, or `Authorization: Bearer` with a key or a JWT), and,
 on the routes they guard, the security requirement with 401/403 (auth on) and 429 (a rate
 limit set). So the document states what this server enforces: with auth off it declares no
-requirement, which fuzzers check (`tests/reliability/test_fuzz.py`).
+requirement, which fuzzers check (`tests/reliability/fuzz_cases.py`).
 """
 
 from __future__ import annotations
