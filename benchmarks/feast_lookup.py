@@ -8,7 +8,7 @@ the two bodies for the same customers (wrk). Prints requests/s and p50/p99 laten
 the difference: what one online lookup adds to a request at that load. Both servers share the
 machine's cores, so on a 2-core box the figure includes Feast's CPU competing with mloop's.
 
-    cd benchmarks && ../.venv/bin/python feast_lookup.py --seconds 10 --rounds 3 --concurrency 64
+    cd benchmarks && ../.venv/bin/python feast_lookup.py --seconds 10 --rounds 3 --feast-workers 2
 """
 
 from __future__ import annotations
@@ -76,6 +76,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--feast-workers", type=int, default=2, help="`feast serve --workers`")
     parser.add_argument("--venv", type=Path, default=ROOT / ".venv-tools" / "feast")
     args = parser.parse_args()
     if not (args.venv / "bin" / "feast").exists():
@@ -107,7 +108,7 @@ def run(work: Path, args: argparse.Namespace) -> None:
     feast_port, mloop_port = feastkit.free_port(), feastkit.free_port()
     env = dict(os.environ)
     feast = start([str(args.venv / "bin" / "feast"), "serve", "-h", "127.0.0.1", "-p",
-                   str(feast_port)], repo, env)  # fmt: skip
+                   str(feast_port), "--workers", str(args.feast_workers)], repo, env)  # fmt: skip
     env.update({
         "MLOOP_HOME": str(home), "MLOOP_SERVE_MODEL": "churn@production", "MLOOP_AUTH": "off",
         "MLOOP_CACHE_TTL_SECONDS": "0", "MLOOP_MONITORING": "false",
