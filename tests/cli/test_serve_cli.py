@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from mloop.cli.main import app
 from tests.support import modelkit
 from tests.support.env import clean_environ
+from tests.support.serverproc import interrupt, wait_ready
 
 runner = CliRunner()
 
@@ -68,17 +69,7 @@ def test_serve_answers_predictions_until_interrupted(served_home, tmp_path, work
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        ready = None
-        deadline = time.monotonic() + 180  # a safety net, not an assertion on time
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                ready = httpx.get(f"{url}/ready", timeout=5)
-                if ready.status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        assert ready is not None and ready.status_code == 200, proc.poll()
+        wait_ready(url, proc)
         row = modelkit.json_rows(modelkit.make_frame()[0].head(1))[0]
         for _ in range(4):
             answer = httpx.post(f"{url}/predict", json={"features": row}, timeout=30)
@@ -91,12 +82,7 @@ def test_serve_answers_predictions_until_interrupted(served_home, tmp_path, work
                 in metrics
             )
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            out, err = proc.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            out, err = proc.communicate()
+        out, err = interrupt(proc)
     assert f"{url}/docs" in out
     assert f"{url}/metrics" in out
     assert "Traceback" not in err, err

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
-import signal
 import ssl
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -20,6 +18,7 @@ from mloop.cli.main import app
 from tests.cli.test_serve_cli import free_port
 from tests.support import modelkit
 from tests.support.env import clean_environ
+from tests.support.serverproc import interrupt, wait_ready
 
 runner = CliRunner()
 
@@ -115,17 +114,7 @@ def test_serve_answers_https_verified_against_its_certificate(tmp_path_factory, 
     url = f"https://127.0.0.1:{port}"
     trust = ssl.create_default_context(cafile=str(cert))  # only this certificate
     try:
-        ready = None
-        deadline = time.monotonic() + 180  # a safety net, not an assertion on time
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                ready = httpx.get(f"{url}/ready", timeout=5, verify=trust)
-                if ready.status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        assert ready is not None and ready.status_code == 200, proc.poll()
+        wait_ready(url, proc, verify=trust)
         row = modelkit.json_rows(modelkit.make_frame()[0].head(1))[0]
         answer = httpx.post(f"{url}/predict", json={"features": row}, timeout=30, verify=trust)
         assert answer.status_code == 200
@@ -134,11 +123,6 @@ def test_serve_answers_https_verified_against_its_certificate(tmp_path_factory, 
         with pytest.raises(httpx.TransportError):  # no plain HTTP on the TLS port
             httpx.get(f"http://127.0.0.1:{port}/health", timeout=5).raise_for_status()
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            out, err = proc.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            out, err = proc.communicate()
+        out, err = interrupt(proc)
     assert f"{url}/docs" in out  # the banner shows the https address
     assert "Traceback" not in err, err

@@ -42,13 +42,29 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _ready(url: str, process: subprocess.Popen) -> bool:
+def _ready(url: str, process: subprocess.Popen, **client: object) -> bool:
     if process.poll() is not None:
         raise AssertionError(f"mloop serve exited with {process.returncode}")
     try:
-        return httpx.get(url + "/ready", timeout=2).status_code == 200
+        return httpx.get(url + "/ready", timeout=2, **client).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def wait_ready(url: str, process: subprocess.Popen, **client: object) -> None:
+    """Wait until the server `process` started answers /ready 200 (`client`: httpx options such
+    as `verify`); fails at once if the process exits, and after 180 s as a safety net."""
+    wait_for(lambda: _ready(url, process, **client), "mloop serve ready", timeout=180, every=0.2)
+
+
+def interrupt(process: subprocess.Popen) -> tuple[str, str]:
+    """Stop the server like Ctrl-C and return its (stdout, stderr); killed after 60 s."""
+    process.send_signal(signal.SIGINT)
+    try:
+        return process.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return process.communicate()
 
 
 @contextmanager
@@ -72,7 +88,7 @@ def served(
         process = subprocess.Popen(command, env=environ, stdout=subprocess.DEVNULL, stderr=handle)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_for(lambda: _ready(url, process), "mloop serve ready", timeout=180, every=0.2)
+        wait_ready(url, process)
         yield Served(url, log, process)
     finally:
         if process.poll() is None:
