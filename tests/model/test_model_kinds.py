@@ -13,7 +13,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -31,7 +30,7 @@ from mloop.registry.tracking import configure_mlflow
 from mloop.serving.app import create_app
 from mloop.serving.server import ServerThread
 from mloop.settings import Settings
-from tests.support import modelkit
+from tests.support import modelkit, serverproc
 from tests.support.env import clean_environ
 from tests.support.modelkit import PIP_REQUIREMENTS
 
@@ -561,15 +560,7 @@ def test_tensor_model_matches_a_real_mlflow_models_serve(home: Settings, logged,
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 180  # a safety net for a slow start, not a timing check
-        while True:
-            assert proc.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            try:
-                if httpx.get(f"{url}/ping", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.3)
+        serverproc.wait_ready(url, proc, "/ping")
         with in_process(create_app("tensor@production", home)) as mloop:
             for body in KINDS["tensor"].bodies():
                 expected = httpx.post(f"{url}/invocations", json=body, timeout=30)

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from mloop.security.ratelimit import LocalBuckets, SharedBuckets, make_limiter
-from tests.support import govkit, modelkit
+from tests.support import govkit, modelkit, serverproc
 from tests.support.env import clean_environ
 from tests.support.loopkit import free_port
 
@@ -78,17 +78,7 @@ def test_two_workers_let_through_at_most_the_burst(served_home, tmp_path):
     url = f"http://127.0.0.1:{port}"
     row = modelkit.json_rows(modelkit.make_frame()[0].head(1))[0]
     try:
-        deadline = time.monotonic() + 180  # a safety net, not an assertion on time
-        ready = None
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                ready = httpx.get(f"{url}/ready", timeout=5).status_code
-                if ready == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.3)
-        assert ready == 200, proc.poll()
+        serverproc.wait_ready(url, proc)
         time.sleep(2)  # both workers up (the first answered /ready); buckets refill meanwhile
         headers = {"X-API-Key": keys["pred"]}
         started = time.monotonic()

@@ -6,14 +6,13 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.support import modelkit
+from tests.support import modelkit, serverproc
 from tests.support.env import clean_environ
 
 pytestmark = pytest.mark.slow
@@ -48,16 +47,7 @@ def mlflow_server(trained, tmp_path_factory) -> Iterator[str]:
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 180  # a safety net for a slow start, not a timing check
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, log.read_text()
-            try:
-                if httpx.get(f"{url}/ping", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.3)
-        else:
-            pytest.fail(f"mlflow models serve did not start: {log.read_text()}")
+        serverproc.wait_ready(url, proc, "/ping")
         yield url
     finally:
         proc.terminate()

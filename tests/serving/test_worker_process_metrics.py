@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -18,7 +17,7 @@ from mloop import __version__
 from mloop.serving.metrics import ServingMetrics
 from mloop.serving.process_metrics import git_sha, worker_pids
 from tests.cli.test_serve_cli import free_port
-from tests.support import modelkit
+from tests.support import modelkit, serverproc
 from tests.support.env import clean_environ
 
 PROCESS = ("process_resident_memory_bytes", "process_cpu_seconds_total", "process_open_fds")
@@ -96,14 +95,7 @@ def test_two_workers_each_report_their_own_process(served_home):
     workers: set[str] = set()
     scrapes: list[str] = []
     try:
-        deadline = time.monotonic() + 180  # a safety net, not an assertion on time
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                if httpx.get(f"{url}/ready", timeout=5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
+        serverproc.wait_ready(url, proc)
         sent = 0
         # A new connection per request lets the kernel hand requests to either worker.
         while len(workers) < 2 and sent < 400 and proc.poll() is None:

@@ -42,19 +42,22 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _ready(url: str, process: subprocess.Popen, **client: object) -> bool:
+def _ready(url: str, process: subprocess.Popen, path: str, **client: object) -> bool:
     if process.poll() is not None:
-        raise AssertionError(f"mloop serve exited with {process.returncode}")
+        raise AssertionError(f"the server exited with {process.returncode}")
     try:
-        return httpx.get(url + "/ready", timeout=2, **client).status_code == 200
+        return httpx.get(url + path, timeout=2, **client).status_code == 200
     except httpx.HTTPError:
         return False
 
 
-def wait_ready(url: str, process: subprocess.Popen, **client: object) -> None:
-    """Wait until the server `process` started answers /ready 200 (`client`: httpx options such
-    as `verify`); fails at once if the process exits, and after 180 s as a safety net."""
-    wait_for(lambda: _ready(url, process, **client), "mloop serve ready", timeout=180, every=0.2)
+def wait_ready(url: str, process: subprocess.Popen, path: str = "/ready", **client: object) -> None:
+    """Wait until the server `process` started answers `path` 200 (mlflow models serve: /ping;
+    `client`: httpx options such as `verify`); fails at once if the process exits, and after
+    180 s as a safety net."""
+    wait_for(
+        lambda: _ready(url, process, path, **client), f"{url}{path} 200", timeout=180, every=0.2
+    )
 
 
 def interrupt(process: subprocess.Popen) -> tuple[str, str]:

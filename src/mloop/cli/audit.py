@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+from mloop.cli import export_options
 from mloop.cli.console import console, err_console
 from mloop.cli.identity import authorized
 from mloop.settings import get_settings
@@ -75,19 +76,11 @@ def verify(
 
 @app.command("export")
 def export(
-    since: str | None = typer.Option(
-        None, "--since", help="From this time: ISO date/time (2026-01-31) or age (12h, 7d)."
-    ),
-    until: str | None = typer.Option(
-        None, "--until", help="Before this time: ISO date/time or age (1d: up to a day ago)."
-    ),
+    since: str | None = export_options.SINCE,
+    until: str | None = export_options.UNTIL,
     action: str | None = typer.Option(None, "--action", help="Only this action (model.promote)."),
-    out: Path | None = typer.Option(
-        None, "--out", "-o", help="File (.jsonl or .parquet); stdout (JSON Lines) when omitted."
-    ),
-    fmt: str | None = typer.Option(
-        None, "--format", help="jsonl or parquet; from the --out extension when omitted."
-    ),
+    out: Path | None = export_options.OUT,
+    fmt: str | None = export_options.FORMAT,
     as_user: str | None = AS_OPTION,
 ) -> None:
     """Write audit rows as JSON Lines or Parquet (seq, time, actor, action, target, detail, MACs).

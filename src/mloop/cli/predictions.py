@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 
+from mloop.cli import export_options
 from mloop.cli.console import err_console
 from mloop.cli.identity import authorized
 from mloop.settings import get_settings
@@ -21,21 +22,13 @@ app = typer.Typer(
 
 @app.command("export")
 def export(
-    since: str | None = typer.Option(
-        None, "--since", help="From this time: ISO date/time (2026-01-31) or age (12h, 7d)."
-    ),
-    until: str | None = typer.Option(
-        None, "--until", help="Before this time: ISO date/time or age (1d: up to a day ago)."
-    ),
+    since: str | None = export_options.SINCE,
+    until: str | None = export_options.UNTIL,
     model: str | None = typer.Option(
         None, "--model", help="Only this model, or one version: churn, churn/3."
     ),
-    out: Path | None = typer.Option(
-        None, "--out", "-o", help="File (.jsonl or .parquet); stdout (JSON Lines) when omitted."
-    ),
-    fmt: str | None = typer.Option(
-        None, "--format", help="jsonl or parquet; from the --out extension when omitted."
-    ),
+    out: Path | None = export_options.OUT,
+    fmt: str | None = export_options.FORMAT,
     as_user: str | None = typer.Option(
         None, "--as", help="Act as this identity (compliance) [MLOOP_USER]."
     ),

@@ -15,7 +15,7 @@ import hmac
 import json
 import math
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import IO, Any
@@ -230,97 +230,119 @@ class AuditLog:
     def verify(self, on_progress: Any = None) -> VerifyReport:
         """Recompute the chain; report the first modified, deleted or reordered row."""
         head_seq, head_mac = self.head()
-        expected_seq, expected_prev, checked = 1, GENESIS, 0
-        last = 0
-        while True:
-            with self.database.session() as session:
-                chunk = session.scalars(
-                    select(AuditRow).where(AuditRow.seq > last).order_by(AuditRow.seq).limit(_CHUNK)
-                ).all()
-                rows = [
-                    (r.seq, r.created_at, r.actor, r.action, r.target, r.detail, r.prev_mac, r.mac)
-                    for r in chunk
-                ]
-            if not rows:
-                break
-            for seq, created_at, actor, action, target, detail, prev_mac, mac in rows:
-                if seq != expected_seq:
-                    gap = (
-                        f"row {expected_seq} was deleted"
-                        if seq == expected_seq + 1
-                        else f"rows {expected_seq} to {seq - 1} were deleted"
-                    )
-                    return self._broken(
-                        checked,
-                        head_mac,
-                        expected_seq,
-                        "deleted",
-                        f"{gap}: the chain jumps from row {expected_seq - 1} to row {seq}",
-                    )
-                own = _mac(self._secret, prev_mac, created_at, actor, action, target, detail)
-                if not hmac.compare_digest(own, mac):
-                    return self._broken(
-                        checked,
-                        head_mac,
-                        seq,
-                        "modified",
-                        f"row {seq} was modified: its MAC does not match its "
-                        f"content ({action} on {target} by {actor})",
-                    )
-                if prev_mac != expected_prev:
-                    return self._misplaced(checked, head_mac, seq, prev_mac)
-                expected_prev, expected_seq = mac, seq + 1
-                checked += 1
-            last = rows[-1][0]
-            if on_progress is not None:
-                on_progress(checked, head_seq)
-        if head_seq > checked:
-            first = checked + 1
-            which = f"row {first}" if first == head_seq else f"rows {first} to {head_seq}"
-            return self._broken(
-                checked,
-                head_mac,
-                first,
-                "deleted",
-                f"{which} deleted from the end: the chain head records "
-                f"{head_seq} rows, {checked} remain",
-            )
-        if checked and head_mac != expected_prev:
-            return self._broken(
-                checked,
-                head_mac,
-                checked,
-                "modified",
-                f"the chain head does not match row {checked}",
+        progress = (lambda done: on_progress(done, head_seq)) if on_progress else None
+        checked = 0
+        try:
+            with self.database.engine.connect() as conn:
+                checked, last_mac, _ = walk_chain(conn, self._secret, on_progress=progress)
+            check_head(head_seq, head_mac, checked, last_mac)
+        except ChainBreak as broken:
+            return VerifyReport(
+                False, broken.checked, head_mac, broken.seq, broken.kind, str(broken)
             )
         return VerifyReport(
             True, checked, head_mac, message=f"the audit chain is intact: {checked} rows"
         )
 
-    def _misplaced(self, checked: int, head_mac: str, seq: int, prev_mac: str) -> VerifyReport:
-        with self.database.session() as session:
-            before = session.scalar(select(AuditRow.seq).where(AuditRow.mac == prev_mac))
-        if before is not None:
-            return self._broken(
-                checked,
-                head_mac,
-                seq,
-                "reordered",
-                f"row {seq} was reordered: it was written right after row "
-                f"{before}, not after row {seq - 1}",
-            )
-        return self._broken(
-            checked,
-            head_mac,
-            seq,
-            "deleted",
-            f"row {seq} does not follow row {seq - 1}: the row written before "
-            "it was deleted and the rows renumbered",
-        )
 
-    @staticmethod
-    def _broken(rows: int, head_mac: str, seq: int, kind: str, message: str) -> VerifyReport:
-        return VerifyReport(False, rows, head_mac, seq, kind, message)
+class ChainBreak(Exception):
+    """The first row (`seq`) where the chain does not hold, and how (`kind`)."""
+
+    def __init__(self, seq: int, kind: str, message: str, checked: int = 0) -> None:
+        super().__init__(message)
+        self.seq, self.kind, self.checked = seq, kind, checked
+
+
+def walk_chain(
+    conn: Connection,
+    secret: bytes,
+    after: int = 0,
+    prev: str = GENESIS,
+    upto: int | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> tuple[int, str, str | None]:
+    """Check rows after..upto, the first linked to MAC `prev` (the genesis, or a checkpoint's
+    last MAC): (rows checked, last MAC, first row's time). Raises ChainBreak at the first row
+    modified, deleted or moved."""
+    expected_seq, expected_prev, checked, first_at = after + 1, prev, 0, None
+    last = after
+    while True:
+        query = select(AuditRow).where(AuditRow.seq > last).order_by(AuditRow.seq).limit(_CHUNK)
+        if upto is not None:
+            query = query.where(AuditRow.seq <= upto)
+        chunk = conn.execute(query).all()
+        if not chunk:
+            return checked, expected_prev, first_at
+        for r in chunk:
+            if r.seq != expected_seq:
+                gap = (
+                    f"row {expected_seq} was deleted"
+                    if r.seq == expected_seq + 1
+                    else f"rows {expected_seq} to {r.seq - 1} were deleted"
+                )
+                raise ChainBreak(
+                    expected_seq,
+                    "deleted",
+                    f"{gap}: the chain jumps from row {expected_seq - 1} to row {r.seq}",
+                    checked,
+                )
+            own = _mac(secret, r.prev_mac, r.created_at, r.actor, r.action, r.target, r.detail)
+            if not hmac.compare_digest(own, r.mac):
+                raise ChainBreak(
+                    r.seq,
+                    "modified",
+                    f"row {r.seq} was modified: its MAC does not match its "
+                    f"content ({r.action} on {r.target} by {r.actor})",
+                    checked,
+                )
+            if r.prev_mac != expected_prev:
+                raise _misplaced(conn, r.seq, r.prev_mac, checked, checkpoint=r.seq == after + 1)
+            first_at = first_at or r.created_at
+            expected_prev, expected_seq = r.mac, r.seq + 1
+            checked += 1
+        last = chunk[-1].seq
+        if on_progress is not None:
+            on_progress(checked)
+
+
+def check_head(head_seq: int, head_mac: str, end: int, last_mac: str) -> None:
+    """The chain head (the count and MAC every append updates) against the walk's end: rows
+    deleted from the end leave the head ahead of the last row."""
+    if head_seq > end:
+        first = end + 1
+        which = f"row {first}" if first == head_seq else f"rows {first} to {head_seq}"
+        raise ChainBreak(
+            first,
+            "deleted",
+            f"{which} deleted from the end: the chain head records {head_seq} rows, the "
+            f"chain stops at row {end}",
+            end,
+        )
+    if head_seq and head_mac != last_mac:
+        raise ChainBreak(end, "modified", f"the chain head does not match row {end}", end)
+
+
+def _misplaced(
+    conn: Connection, seq: int, prev_mac: str, checked: int, *, checkpoint: bool
+) -> ChainBreak:
+    """Why row `seq` does not link to the row before it: moved, or its predecessor deleted."""
+    before = conn.scalar(select(AuditRow.seq).where(AuditRow.mac == prev_mac))
+    if before is not None:
+        return ChainBreak(
+            seq,
+            "reordered",
+            f"row {seq} was reordered: it was written right after row {before}, not after "
+            f"row {seq - 1}",
+            checked,
+        )
+    follows = "the newest checkpoint" if checkpoint else f"row {seq - 1}"
+    return ChainBreak(
+        seq,
+        "deleted",
+        f"row {seq} does not follow {follows}: the row written before it was deleted and "
+        "the rows renumbered",
+        checked,
+    )
 
 
 def _row_dict(row: AuditRow) -> dict[str, Any]:

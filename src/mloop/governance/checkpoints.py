@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, func, insert, select
 
 from mloop.errors import ConflictError
-from mloop.governance.audit import GENESIS, _mac, now_iso
+from mloop.governance.audit import GENESIS, ChainBreak, check_head, now_iso, walk_chain
 from mloop.security.secrets import AUDIT_KEY_FILE, server_secret
 from mloop.settings import Settings
 from mloop.store import Database
@@ -93,12 +93,6 @@ class ChainReport:
         }
 
 
-class _Broken(Exception):
-    def __init__(self, seq: int, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.seq, self.kind, self.message = seq, kind, message
-
-
 def _checkpoints(conn: Connection, secret: bytes) -> list[Checkpoint]:
     """Every checkpoint, oldest first, each signature and link checked (else _Broken)."""
     rows = conn.execute(select(AuditCheckpointRow).order_by(AuditCheckpointRow.id)).all()
@@ -127,14 +121,14 @@ def _checkpoints(conn: Connection, secret: bytes) -> list[Checkpoint]:
             point.prev_mac,
         )
         if not hmac.compare_digest(own, point.mac):
-            raise _Broken(
+            raise ChainBreak(
                 point.last_seq,
                 "checkpoint",
                 f"checkpoint {point.id} (rows 1 to {point.last_seq}) is forged or "
                 "modified: its signature does not match its content",
             )
         if point.prev_mac != prev_mac or point.last_seq <= prev_seq:
-            raise _Broken(
+            raise ChainBreak(
                 point.last_seq,
                 "checkpoint",
                 f"checkpoint {point.id} does not follow the checkpoint before it: "
@@ -143,55 +137,6 @@ def _checkpoints(conn: Connection, secret: bytes) -> list[Checkpoint]:
         out.append(point)
         prev_mac, prev_seq = point.mac, point.last_seq
     return out
-
-
-def _walk(
-    conn: Connection,
-    secret: bytes,
-    after: int,
-    prev: str,
-    upto: int | None = None,
-    on_progress: Callable[[int], None] | None = None,
-) -> tuple[int, str, str | None]:
-    """Check rows after..upto from MAC `prev`: (rows checked, last MAC, first row's time)."""
-    expected_seq, expected_prev, checked, first_at = after + 1, prev, 0, None
-    last = after
-    while True:
-        query = select(AuditRow).where(AuditRow.seq > last).order_by(AuditRow.seq).limit(_CHUNK)
-        if upto is not None:
-            query = query.where(AuditRow.seq <= upto)
-        chunk = conn.execute(query).all()
-        if not chunk:
-            return checked, expected_prev, first_at
-        for r in chunk:
-            if r.seq != expected_seq:
-                raise _Broken(
-                    expected_seq,
-                    "deleted",
-                    f"rows {expected_seq} to {r.seq - 1} were deleted: the chain "
-                    f"jumps from row {expected_seq - 1} to row {r.seq}",
-                )
-            own = _mac(secret, r.prev_mac, r.created_at, r.actor, r.action, r.target, r.detail)
-            if not hmac.compare_digest(own, r.mac):
-                raise _Broken(
-                    r.seq,
-                    "modified",
-                    f"row {r.seq} was modified: its MAC does not match its content "
-                    f"({r.action} on {r.target} by {r.actor})",
-                )
-            if r.prev_mac != expected_prev:
-                raise _Broken(
-                    r.seq,
-                    "reordered",
-                    f"row {r.seq} does not follow row {r.seq - 1}"
-                    + (" (the newest checkpoint)" if r.seq == after + 1 else ""),
-                )
-            first_at = first_at or r.created_at
-            expected_prev, expected_seq = r.mac, r.seq + 1
-            checked += 1
-        last = chunk[-1].seq
-        if on_progress is not None:
-            on_progress(checked)
 
 
 def verify(
@@ -209,27 +154,19 @@ def verify(
             start, prev = (point.last_seq, point.last_mac) if point else (0, GENESIS)
             stale = conn.scalar(select(func.count()).where(AuditRow.seq <= start))
             if stale:
-                raise _Broken(
+                raise ChainBreak(
                     start,
                     "unexpected",
                     f"{stale} row(s) at or before row {start} exist although "
                     f"checkpoint {point.id if point else '?'} pruned them",
                 )
             progress = (lambda done: on_progress(done, head.seq - start)) if on_progress else None
-            checked, last_mac, _ = _walk(conn, secret, start, prev, on_progress=progress)
+            checked, last_mac, _ = walk_chain(conn, secret, start, prev, on_progress=progress)
             end = start + checked
-            if head.seq > end:
-                raise _Broken(
-                    end + 1,
-                    "deleted",
-                    f"rows {end + 1} to {head.seq} deleted from the end: the chain "
-                    f"head records {head.seq} rows, the chain stops at row {end}",
-                )
-            if head.seq and head.mac != last_mac:
-                raise _Broken(end, "modified", f"the chain head does not match row {end}")
-        except _Broken as broken:
+            check_head(head.seq, head.mac, end, last_mac)
+        except ChainBreak as broken:
             return ChainReport(
-                False, 0, head.mac, broken.seq, broken.kind, broken.message, checkpoint=point
+                False, 0, head.mac, broken.seq, broken.kind, str(broken), checkpoint=point
             )
     parts = []
     if point is not None:
@@ -278,17 +215,17 @@ def prune_audit(database: Database, secret: bytes, upto: int) -> Checkpoint | No
             if upto <= start:
                 conn.rollback()
                 return None
-            checked, last_mac, first_at = _walk(conn, secret, start, prev, upto)
+            checked, last_mac, first_at = walk_chain(conn, secret, start, prev, upto)
             if checked != upto - start:
-                raise _Broken(
+                raise ChainBreak(
                     start + checked + 1,
                     "deleted",
                     f"rows {start + checked + 1} to {upto} are missing",
                 )
-        except _Broken as broken:
+        except ChainBreak as broken:
             conn.rollback()
             raise ConflictError(
-                f"refusing to prune the audit trail: {broken.message}",
+                f"refusing to prune the audit trail: {broken}",
                 hint="run `mloop audit verify`; a broken chain is evidence and is kept",
             ) from None
         last_at = conn.scalar(select(AuditRow.created_at).where(AuditRow.seq == upto))
