@@ -8,6 +8,7 @@ unknown entity 404, a bad entity body 422, Feast down 503), never a 500.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from typer.testing import CliRunner
 
 from mloop.errors import ConfigError, NotFoundError, ServiceUnavailableError, ValidationError
 from mloop.features import feast_env
-from mloop.features.feast_client import FeastSource, online_frame
+from mloop.features.feast_client import FeastClient, FeastSource, online_frame
 from mloop.features.feast_history import historical_frame
 from mloop.serving.app import create_app
 from tests.support import feastkit
@@ -335,3 +336,23 @@ def test_batch_predict_scores_an_entity_key_file(served, tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     scores = pd.read_parquet(out)
     assert scores["customer_id"].tolist() == [3, 6] and scores["prediction"].notna().all()
+
+
+def test_concurrent_lookups_share_calls_and_keep_their_own_answers(served):
+    """64 requests at once cost Feast a few combined calls; each gets its own rows, its own 404
+    for an unknown entity and its own 422 for a key Feast refuses."""
+    _, url = served
+    client = FeastClient(FeastSource(url, feastkit.FEATURES))
+    keys = [[{"customer_id": 1 + i % feastkit.CUSTOMERS}] for i in range(62)]
+    keys += [[{"customer_id": 987654}], [{"customer_id": "x"}]]
+
+    async def lookups():
+        return await asyncio.gather(*(client.online(k) for k in keys), return_exceptions=True)
+
+    answers = asyncio.run(lookups())
+    for key, rows in zip(keys[:62], answers[:62], strict=True):
+        assert not isinstance(rows, Exception), rows
+        assert rows[0]["customer_id"] == key[0]["customer_id"] and rows[0]["support_calls"] == 2
+    assert isinstance(answers[62], NotFoundError) and "customer_id=987654" in str(answers[62])
+    assert isinstance(answers[63], ValidationError) and "refused" in str(answers[63])
+    assert client.calls < 30  # 64 lookups combined; the refused call split in halves
