@@ -324,8 +324,8 @@ class _server:
         self.log.close()
 
 
-def _wrk(url: str, script: Path, seconds: int, connections: int) -> dict:
-    threads = min(2, connections)
+def _wrk(url: str, script: Path, seconds: int, connections: int, threads: int = 2) -> dict:
+    threads = min(threads, connections)
     command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency"]
     out = subprocess.run(
         [*command, "-s", str(script), url], capture_output=True, text=True, check=True

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
 import time
-import uuid
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
@@ -34,6 +34,24 @@ _SECRETS = (
     (re.compile(r"(?i)(x-api-key[\"']?\s*[:=]\s*[\"']?)[^\s\"',]+"), r"\1***"),
     (re.compile(r"(://[^/\s:@]+:)[^@\s/]+@"), r"\1***@"),  # user:password@ in URLs
 )
+
+
+# Request ids come from a pool filled by one `os.urandom` call per 256 ids: `uuid4()` per
+# request is a syscall that releases the GIL on the event loop (a model thread then holds it)
+# and a UUID object. The pool is emptied in a forked child so no two processes share ids.
+_POOL_SIZE = 256
+_id_pool: list[str] = []
+os.register_at_fork(after_in_child=_id_pool.clear)
+
+
+def new_request_id() -> str:
+    """A new random id of 32 hex digits (128 random bits), as `uuid4().hex` spells one."""
+    while True:
+        try:
+            return _id_pool.pop()
+        except IndexError:
+            digits = os.urandom(16 * _POOL_SIZE).hex()
+            _id_pool.extend(digits[i : i + 32] for i in range(0, len(digits), 32))
 
 
 def request_id() -> str | None:
@@ -177,7 +195,7 @@ class RequestIdMiddleware:
             if key == REQUEST_ID_HEADER:
                 rid = usable_id(value)
                 break
-        rid = rid or uuid.uuid4().hex
+        rid = rid or new_request_id()
         scope.setdefault("state", {})["mloop_request_id"] = rid
         fields: dict[str, Any] = {"request_id": rid}
         token = _context.set(fields)

@@ -20,6 +20,9 @@ ENV_PREFIX = "MLOOP_"
 # Settings whose default is computed from MLOOP_HOME rather than fixed.
 _DERIVED_FROM_HOME = {"tracking_uri", "artifact_root", "database_url"}
 
+# Tracking URI schemes of a tracking server: its experiments' artifacts go where it says.
+REMOTE_TRACKING_SCHEMES = ("http://", "https://")
+
 
 class Settings(BaseSettings):
     """Effective configuration. Every field is an `MLOOP_<FIELD>` environment variable."""
@@ -28,9 +31,21 @@ class Settings(BaseSettings):
 
     home: Path = Field(Path(".mloop"), description="Folder for embedded state and artifacts.")
     tracking_uri: str = Field("", description="MLflow tracking and registry URI.")
-    artifact_root: str = Field("", description="Where MLflow stores model artifacts.")
+    artifact_root: str = Field(
+        "",
+        description="Where MLflow stores model artifacts (a folder or a URI such as "
+        "`s3://bucket/path`); empty with a remote tracking URI: where the server says.",
+    )
+    s3_endpoint_url: str = Field(
+        "",
+        description="S3-compatible endpoint (MinIO, moto) for `s3://` artifacts; sets "
+        "MLFLOW_S3_ENDPOINT_URL when that is unset. Credentials: the AWS_* variables.",
+    )
     database_url: str = Field("", description="SQLAlchemy URL of mloop's platform database.")
     experiment: str = Field("mloop", description="MLflow experiment that `mloop train` logs to.")
+    wandb_project: str = Field(
+        "", description="W&B project each training run is mirrored to (extra mloop[wandb])."
+    )
     host: str = Field("127.0.0.1", description="Address `mloop serve` binds to.")
     port: int = Field(8000, ge=0, le=65535, description="Port `mloop serve` listens on.")
     workers: int = Field(1, ge=1, le=64, description="Server worker processes.")
@@ -120,15 +135,20 @@ class Settings(BaseSettings):
         self.home = self.home.expanduser().resolve()
         if not self.tracking_uri:
             self.tracking_uri = f"sqlite:///{self.home / 'mlflow.db'}"
-        if not self.artifact_root:
+        if not self.artifact_root and not self.remote_tracking:
             self.artifact_root = str(self.home / "artifacts")
         if not self.database_url:
             self.database_url = f"sqlite:///{self.home / 'mloop.db'}"
 
+    @property
+    def remote_tracking(self) -> bool:
+        """True when the tracking URI is a tracking server (http/https), not a local store."""
+        return self.tracking_uri.lower().startswith(REMOTE_TRACKING_SCHEMES)
+
     def ensure_home(self) -> Path:
         """Create MLOOP_HOME (and the artifact folder when local) and return it."""
         self.home.mkdir(parents=True, exist_ok=True)
-        if "://" not in self.artifact_root:
+        if self.artifact_root and "://" not in self.artifact_root:
             Path(self.artifact_root).mkdir(parents=True, exist_ok=True)
         return self.home
 
@@ -139,6 +159,8 @@ class Settings(BaseSettings):
             var = ENV_PREFIX + name.upper()
             if var in os.environ:
                 out[name] = f"env {var}"
+            elif name == "artifact_root" and not self.artifact_root:
+                out[name] = "the tracking server's (remote MLOOP_TRACKING_URI)"
             elif name in _DERIVED_FROM_HOME:
                 out[name] = "derived from MLOOP_HOME"
             else:

@@ -18,11 +18,15 @@ SMALL = {
 }
 
 
-def small_config(**sections: dict) -> TrainConfig:
-    """The default config with few trees and 3 folds, plus the given section overrides."""
-    raw = {key: dict(value) for key, value in SMALL.items()}
+def small_config(**sections: dict | str) -> TrainConfig:
+    """The default config with few trees and 3 folds, plus the given section overrides
+    (a string is a top-level value such as `task="regression"`)."""
+    raw: dict = {key: dict(value) for key, value in SMALL.items()}
     for key, value in sections.items():
-        raw.setdefault(key, {}).update(value)
+        if isinstance(value, str):
+            raw[key] = value
+        else:
+            raw.setdefault(key, {}).update(value)
     return config_from_dict(raw, source="test")
 
 

@@ -147,6 +147,7 @@ def _print_summary(
             highlight=False,
         )
         return
+    console.print(f"  console    {url}/ui/")
     console.print(f"  API docs   {url}/docs")
     console.print(f"  metrics    {url}/metrics")
     console.print(f"  model info {url}/model/info")

@@ -16,6 +16,13 @@ from mloop.errors import ConfigError
 from mloop.logs import uvicorn_config
 from mloop.settings import get_settings
 
+# The environment variable naming the model the workers serve (read by mloop.platform's
+# serve_worker_app through mloop.serving.app.MODEL_ENV; equal, tested).
+MODEL_ENV = "MLOOP_SERVE_MODEL"
+
+# The HTTP protocol of each worker, by import path: uvicorn imports it in the workers only.
+WORKER_HTTP = "mloop.serving.worker_http:PROTOCOL"
+
 # Seconds a worker may take to answer its supervisor's ping before uvicorn kills and replaces it.
 WORKER_HEALTHCHECK_SECONDS = 60
 
@@ -67,9 +74,10 @@ def serve(
 
     from mloop.cli.platform import command_platform  # lazy: see above
     from mloop.registry.resolve import check_reference  # lazy: see above
-    from mloop.serving.app import MODEL_ENV, default_deployment  # lazy: see above
-    from mloop.serving.http import HTTP_PROTOCOL  # lazy: see above
     from mloop.serving.server import tune_gc  # lazy: see above
+
+    # With --workers N the serving stack (mloop.serving.app, .http) loads in each worker
+    # only: this process migrates the database and starts them (benchmarks/startup.py).
 
     settings = get_settings()
     if model_ref is not None:
@@ -78,6 +86,8 @@ def serve(
     elif settings.fallback_model_uris:
         serving = "the fallback models (MLOOP_FALLBACK_MODEL_URIS)"
     else:
+        from mloop.serving.app import default_deployment  # lazy: see above
+
         name, primary = default_deployment(settings)  # none: ConfigError, exit 2
         serving = f"deployment {name} (primary {primary})"
     host = host or settings.host
@@ -110,6 +120,8 @@ def serve(
     console.print(f"  predictions log to {database.safe_url}", highlight=False)
     tune_gc()  # a serving process (serving.server); each worker process tunes its own
     if workers == 1:
+        from mloop.serving.http import HTTP_PROTOCOL  # lazy: see above
+
         uvicorn.run(
             platform.server_app(model_ref, freeze_heap=True),
             host=host,
@@ -148,7 +160,7 @@ def serve(
             log_level=level,
             log_config=uvicorn_config(settings.log_format, level),
             access_log=access_log,
-            http=HTTP_PROTOCOL,
+            http=WORKER_HTTP,  # imported by each worker, not here
             **tls,
         )
     finally:

@@ -15,11 +15,21 @@ from mloop.cli.console import console, step_progress
 from mloop.errors import ConfigError, CriteriaNotMetError, NotFoundError
 from mloop.settings import get_settings
 
+PROJECT_CONFIG = "params.yaml"  # read from the working directory when --config is omitted
+
 
 def train(
-    data: Path = typer.Option(..., "--data", "-d", help="Training table: .csv, .parquet or .pq."),
+    data: Path | None = typer.Option(
+        None,
+        "--data",
+        "-d",
+        help="Training table: .csv, .parquet or .pq; the config's data.path when omitted.",
+    ),
     config: Path | None = typer.Option(
-        None, "--config", "-c", help="params.yaml; the built-in defaults when omitted."
+        None,
+        "--config",
+        "-c",
+        help="params.yaml; ./params.yaml when there is one, else the built-in defaults.",
     ),
     name: str | None = typer.Option(
         None, "--name", "-n", help="Registered model name (overrides register.name)."
@@ -45,6 +55,8 @@ def train(
     Example: mloop train --data data/churn.csv --config examples/params.yaml --change patch
 
     Example: mloop train --data data/churn.csv --json --metrics-file train.json
+
+    Example: cd my-project && mloop train   (a project of `mloop init`: ./params.yaml)
     """
     from mloop.data.io import table_format  # lazy: +0.3 s at CLI start-up
     from mloop.governance.governed import governed_registry  # lazy: +0.5 s at CLI start-up
@@ -55,7 +67,10 @@ def train(
     from mloop.registry.semver import check_change  # lazy: +1.2 ms at CLI start-up
 
     change = check_change(change)
+    if config is None and Path(PROJECT_CONFIG).is_file():
+        config = Path(PROJECT_CONFIG)
     cfg = load_config(config)
+    data = data or config_data(cfg, config)
     table_format(data)
     if not data.exists():
         raise NotFoundError(f"data file {str(data)!r} does not exist")
@@ -98,6 +113,17 @@ def train(
             hint="inspect the run in MLflow, adjust the model or data, and train again",
         )
     console.print(f"registered: [bold green]{result.ref}[/]", highlight=False)
+
+
+def config_data(cfg, config: Path | None) -> Path:
+    """The config's `data.path`, relative to the config file; ConfigError when there is none."""
+    if cfg.data.path is None:
+        where = f"{config} has no data.path" if config else "no ./params.yaml names data.path"
+        raise ConfigError(
+            f"no training data: --data is not given and {where}",
+            hint="mloop train --data data/train.csv, or set data.path in params.yaml",
+        )
+    return (config.parent if config else Path()) / cfg.data.path
 
 
 def train_report(result) -> dict:

@@ -90,3 +90,29 @@ def disable(
     settings, store = _context()
     store.disable(name, actor=operator(settings, as_user))
     console.print(f"[yellow]disabled[/] {name}")
+
+
+@app.command("set-password")
+def set_password(
+    name: str = typer.Argument(..., help="Identity whose console password to set."),
+    password_stdin: bool = typer.Option(
+        False, "--password-stdin", help="Read the password from stdin (first line)."
+    ),
+    as_user: str | None = ADMIN_AS_OPTION,
+) -> None:
+    """Set an identity's web console password (stored as a salted scrypt hash).
+
+    Example: mloop users set-password alice --password-stdin < alice.pw
+    """
+    import sys
+
+    from mloop.security.acting import operator  # lazy: +0.4 s at CLI start-up
+    from mloop.security.passwords import PasswordStore  # lazy: +0.3 s at CLI start-up
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    settings, store = audited_store(PasswordStore)
+    store.set(name, password, actor=operator(settings, as_user))
+    console.print(f"[green]password set[/] for {name}: log in at /ui/login", highlight=False)

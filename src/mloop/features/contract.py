@@ -91,6 +91,8 @@ class FeatureContract:
     policy: Policy = "reject"
     derived: tuple[dict, ...] = ()  # the transformers that ship inside the model
     feast: dict | None = None  # {"repo": PATH, "feature_service" or "features": [...]}
+    examples: tuple[dict, ...] = ()  # example input rows (mloop.testing predicts on them)
+    tests: dict | None = None  # {"invariance": [...], "directional": [...]}: mloop.testing
     _by_name: dict[str, FeatureRule] = field(default=None, init=False, repr=False, compare=False)  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
@@ -127,6 +129,10 @@ class FeatureContract:
             out["derived"] = [dict(d) for d in self.derived]
         if self.feast is not None:
             out["feast"] = dict(self.feast)
+        if self.examples:
+            out["examples"] = [dict(row) for row in self.examples]
+        if self.tests is not None:
+            out["tests"] = dict(self.tests)
         return out
 
     @classmethod
@@ -164,6 +170,8 @@ class FeatureContract:
             policy=model.policy,
             derived=tuple(d.model_dump(by_alias=True, exclude_none=True) for d in model.derived),
             feast=model.feast.model_dump(exclude_none=True) if model.feast else None,
+            examples=tuple(dict(row) for row in model.examples),
+            tests=model.tests.model_dump(exclude_defaults=True) if model.tests else None,
         )
 
     def to_yaml(self) -> str:
@@ -208,6 +216,8 @@ class FeatureContract:
             policy=self.policy,
             derived=tuple(dict(d) for d in derived),
             feast=self.feast,
+            examples=self.examples,
+            tests=self.tests,
         )
 
     @classmethod
@@ -495,6 +505,25 @@ class _FeastModel(_Strict):
         return self
 
 
+class _InvarianceModel(_Strict):
+    feature: str
+    values: list[Any] = Field(min_length=2)
+
+
+class _DirectionalModel(_Strict):
+    feature: str
+    increase: bool = True
+    expect: Literal["up", "down"]
+
+
+class _TestsModel(_Strict):
+    """Behaviour checks on the model (run by `mloop.testing`): changing an invariant feature
+    among its values leaves the prediction alone; raising a directional one moves it."""
+
+    invariance: list[_InvarianceModel] = Field(default_factory=list)
+    directional: list[_DirectionalModel] = Field(default_factory=list)
+
+
 class _ContractModel(_Strict):
     version: Literal[1] = 1
     target: str | None = None
@@ -503,12 +532,18 @@ class _ContractModel(_Strict):
     features: dict[str, _RuleModel] = Field(min_length=1)
     derived: list[_DerivedModel] = Field(default_factory=list)
     feast: _FeastModel | None = None
+    examples: list[dict[str, Any]] = Field(default_factory=list)
+    tests: _TestsModel | None = None
 
     @model_validator(mode="after")
     def _roles(self) -> _ContractModel:
         for role, name in (("target", self.target), ("entity_key", self.entity_key)):
             if name is not None and name in self.features:
                 raise ValueError(f"{role} {name!r} is also declared as a feature")
+        checks = [*self.tests.invariance, *self.tests.directional] if self.tests else []
+        for check in checks:
+            if check.feature not in self.features:
+                raise ValueError(f"tests: feature {check.feature!r} is not declared")
         return self
 
 

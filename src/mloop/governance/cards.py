@@ -2,13 +2,15 @@
 
 Owner, intended use, semantic version and content hash, training data digest (and the DVC md5
 when the data is DVC-tracked), code commit, parameters, metrics, validation results,
-approvals with identities and times, and deployment history. Writing a card tags the version
+approvals with identities and times, deployment history and the training run's evaluation
+plots (`plots/*.png`: linked beside card.md, embedded in card.html). Writing a card tags the version
 (`mloop.card_sha256`, `mloop.owner`, `mloop.intended_use`), which the `model_card` gate checks,
 and logs both files to the version's run under `model_card/`.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import html
 from dataclasses import dataclass, field
@@ -21,10 +23,14 @@ from mloop.errors import MloopError, ValidationError
 from mloop.governance.approvals import ApprovalService
 from mloop.governance.audit import audit_log
 from mloop.governance.gates import CARD_TAG, OWNER_TAG, USE_TAG
+from mloop.registry.run_plots import run_plots
 from mloop.registry.runs import log_run_artifact
 from mloop.registry.semver import CONTENT_TAG, SEMVER_TAG
 from mloop.registry.service import Registry
 from mloop.settings import Settings
+
+# mloop.pipeline.dvc_lineage.TAG_PREFIX (not imported: mloop.pipeline loads scikit-learn)
+DVC_TAG_PREFIX = "mloop.dvc."
 
 
 @dataclass
@@ -40,6 +46,7 @@ class Card:
     validation_note: str
     approvals: list[dict[str, Any]] = field(default_factory=list)
     deployments: list[dict[str, Any]] = field(default_factory=list)
+    plots: dict[str, bytes] = field(default_factory=dict)  # name -> PNG, from the run
 
 
 def dvc_md5(data_path: str) -> str | None:
@@ -88,6 +95,12 @@ def build_card(
         "training data": data_path or "-",
         "training data sha256": lineage.get("mloop.data_sha256", "-"),
         "training data DVC md5": (dvc_md5(data_path) if data_path else None) or "-",
+        # the dvc.lock hashes the run recorded (mloop.pipeline.dvc_lineage)
+        **{
+            f"DVC {key.removeprefix(DVC_TAG_PREFIX)}": value
+            for key, value in sorted(lineage.items())
+            if key.startswith(DVC_TAG_PREFIX)
+        },
         "training rows": lineage.get("mloop.data_rows", "-"),
         "code commit": lineage.get("mloop.git_commit", "-"),
         "packages": lineage.get("mloop.package_versions", "-"),
@@ -152,6 +165,7 @@ def build_card(
         note,
         approvals,
         deployments,
+        run_plots(settings, details.run_id) if details.run_id else {},
     )
 
 
@@ -169,6 +183,8 @@ def to_markdown(card: Card) -> str:
     lines += [f"| {k} | {v:.4f} |" for k, v in sorted(card.metrics.items())] or ["| - | - |"]
     lines += ["", "## Parameters", "", "| parameter | value |", "|---|---|"]
     lines += [f"| {k} | `{v}` |" for k, v in sorted(card.params.items())] or ["| - | - |"]
+    lines += ["", "## Plots", ""]
+    lines += [f"![{name}](plots/{name}.png)" for name in card.plots] or ["No plots logged."]
     lines += ["", "## Validation", "", f"_{card.validation_note}_", ""]
     if card.validation:
         lines += ["| gate | result | detail |", "|---|---|---|"]
@@ -222,6 +238,19 @@ def _bars(metrics: dict[str, float]) -> str:
     )
 
 
+def _images(plots: dict[str, bytes]) -> str:
+    """The plots as inline PNG images (data URIs keep the page self-contained)."""
+    if not plots:
+        return "<p>No plots logged.</p>"
+    return "".join(
+        f'<figure style="display:inline-block;margin:0 1em 1em 0">'
+        f'<img alt="{html.escape(name)}" width="480" '
+        f'src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+        f"<figcaption>{html.escape(name)}</figcaption></figure>"
+        for name, png in plots.items()
+    )
+
+
 def to_html(card: Card) -> str:
     def table(headers: list[str], rows: list[list[Any]]) -> str:
         head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
@@ -249,6 +278,7 @@ text-align:left;vertical-align:top;font-size:13px}}th{{background:#f3f4f6}}</sty
 <h2>Metrics</h2>{_bars(card.metrics)}
 {table(["metric", "value"], [[k, f"{v:.4f}"] for k, v in sorted(card.metrics.items())])}
 <h2>Parameters</h2>{table(["parameter", "value"], sorted(card.params.items()))}
+<h2>Plots</h2>{_images(card.plots)}
 <h2>Validation</h2><p><i>{html.escape(card.validation_note)}</i></p>
 {table(["gate", "result", "detail"], validation)}
 <h2>Approvals</h2>{
@@ -294,6 +324,10 @@ def write_card(
     text = to_markdown(card)
     markdown.write_text(text, encoding="utf-8")
     page.write_text(to_html(card), encoding="utf-8")
+    if card.plots:  # the images card.md links to
+        (out / "plots").mkdir(exist_ok=True)
+        for name, png in card.plots.items():
+            (out / "plots" / f"{name}.png").write_bytes(png)
     digest = hashlib.sha256(text.encode()).hexdigest()
     Registry(settings).set_tags(
         card.name,

@@ -101,6 +101,10 @@ class InputSchema:
         # Every column a float64 number: small requests take one numpy call (`_float_rows`)
         # and model calls get a single-block frame (`frame`).
         self._all_float = all(f.type == "double" for f in self.features)
+        # Positions of string columns: validated as object arrays, pandas strings in `frame`.
+        self._strings = frozenset(
+            i for i, f in enumerate(self.features) if _KINDS[f.type][0] == _STRING
+        )
         self._index = pd.Index(self.names)  # built once: frames share the immutable index
         self._required = all(f.required for f in self.features)
         # The tensor's shape (e.g. (-1, 4)) when the model takes one numpy array, else None.
@@ -241,6 +245,9 @@ class InputSchema:
             arrays = parts[0].arrays
         else:
             arrays = [_concat([p.arrays[i] for p in parts]) for i in range(len(self.features))]
+        arrays = [
+            pd.array(a, dtype="str") if i in self._strings else a for i, a in enumerate(arrays)
+        ]
         return pd.DataFrame(dict(zip(self.names, arrays, strict=True)), columns=list(self.names))
 
     def row_as_dict(self, row: Any) -> dict[str, Any]:
@@ -404,7 +411,8 @@ def _convert(feature: Feature, values: list[Any], offset: int) -> Any:
         _only(feature, values, types, {str}, "a string", offset)
         if feature.date:
             _dates_parse(feature, values, offset)
-        return pd.array(values, dtype="str")
+        # Plain objects here (a request's rows); `frame` makes the batch's string arrays once.
+        return np.array(values, dtype=object)
     return _datetimes(feature, values, types, offset)
 
 

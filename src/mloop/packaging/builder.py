@@ -20,6 +20,7 @@ _INFO_TIMEOUT = 20.0
 
 DEFAULT_BASE_IMAGE = "python:3.11-slim"  # the Dockerfile's default BASE_IMAGE
 
+
 @dataclass(frozen=True)
 class BuildOptions:
     """What every build of one `mloop build-image` shares."""

@@ -10,13 +10,14 @@ lists and registration criteria:
     evaluate:   {threshold: 0.5, cv_folds: 5}
     register:   {name: churn, criteria: {accuracy: 0.70, roc_auc: 0.75}}
     contract:   features.yaml    # optional; a features.yaml beside the config is used too
+    task:       classification   # or regression; absent: detected from the target column
 """
 
 from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pydantic
 import yaml
@@ -37,6 +38,11 @@ class DataSection(_Section):
     target: str = "churn"
     id_columns: list[str] = Field(default_factory=lambda: ["customer_id"])
     drop: list[str] = Field(default_factory=list, description="Other columns to ignore.")
+    path: str | None = Field(
+        None,
+        description="The training table `mloop train` reads without --data (relative to "
+        "this file); a project's params.yaml names it (`mloop init`).",
+    )
 
 
 class PreprocessSection(_Section):
@@ -109,6 +115,9 @@ class RegisterSection(_Section):
         return value
 
 
+REGRESSION_CRITERIA = {"r2": 0.5}
+_SCALARS = frozenset({"contract", "task"})  # top-level keys that are values, not sections
+
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message='Field name "register"', category=UserWarning)
 
@@ -128,14 +137,24 @@ with warnings.catch_warnings():
         contract: str | None = Field(
             None, description="features.yaml to validate against (relative to this file)."
         )
+        task: Literal["classification", "regression"] | None = Field(
+            None, description="The learning task; absent: detected from the target column."
+        )
 
         @model_validator(mode="before")
         @classmethod
         def _empty_sections(cls, data: Any) -> Any:
             """`features:` with nothing under it means the section's defaults."""
             if isinstance(data, dict):
-                return {k: ({} if v is None and k != "contract" else v) for k, v in data.items()}
+                return {k: ({} if v is None and k not in _SCALARS else v) for k, v in data.items()}
             return data
+
+        @model_validator(mode="after")
+        def _regression_criteria(self) -> TrainConfig:
+            """`task: regression` without criteria gates on R² (the defaults are classifiers')."""
+            if self.task == "regression" and "criteria" not in self.register.model_fields_set:
+                object.__setattr__(self.register, "criteria", dict(REGRESSION_CRITERIA))
+            return self
 
         def to_yaml(self) -> str:
             """The effective config as YAML (what was actually used, defaults filled in)."""

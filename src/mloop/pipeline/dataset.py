@@ -37,6 +37,27 @@ def detect_task(y: pd.Series) -> str:
     return BINARY if distinct <= 2 else MULTICLASS
 
 
+def _task(y: pd.Series, declared: str | None, target: str) -> str:
+    """The config's `task:` when given (checked against the target), else the detected one."""
+    detected = detect_task(y)
+    if declared is None:
+        return detected
+    if declared == REGRESSION:
+        if not pd.api.types.is_numeric_dtype(y) or pd.api.types.is_bool_dtype(y):
+            raise ValidationError(
+                f"task: regression needs a numeric target; column {target!r} is {y.dtype}",
+                hint="use task: classification, or pick a numeric data.target",
+            )
+        return REGRESSION
+    if detected == REGRESSION:
+        raise ValidationError(
+            f"task: classification, but target column {target!r} is continuous "
+            f"({y.nunique()} distinct numeric values)",
+            hint=f"use task: regression (a classifier allows at most {MAX_CLASSES} classes)",
+        )
+    return detected
+
+
 def prepare(df: pd.DataFrame, config: TrainConfig, source: str) -> Dataset:
     """Check the table against the config and build the raw inputs and target."""
     target = config.data.target
@@ -67,7 +88,7 @@ def prepare(df: pd.DataFrame, config: TrainConfig, source: str) -> Dataset:
     else:
         spec = FeatureSpec.infer(df, target, drop=drop)
     spec.validate_against(df, source=repr(source))
-    task = detect_task(y)
+    task = _task(y, config.task, target)
     if task != REGRESSION and y.nunique() < 2:
         raise ValidationError(
             f"target column {target!r} has a single class ({y.iloc[0]!r}); "

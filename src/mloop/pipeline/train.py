@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -28,6 +29,8 @@ from mloop.features.report_html import render_html
 from mloop.features.spec import build_preprocessor
 from mloop.features.validation import ValidationReport, check_overlap, validate_frame
 from mloop.pipeline import dataset as ds_mod
+from mloop.pipeline import dvc_lineage, wandb_mirror
+from mloop.pipeline import plots as plots_mod
 from mloop.pipeline.config import TrainConfig
 from mloop.pipeline.evaluate import (
     CriterionResult,
@@ -170,6 +173,17 @@ def train(
             mlflow.log_dict(importance, "feature_importance.json")
         model_info = _log_model(pipeline, X_train)
         log_profile(training_profile(pipeline, X_train, X_test, ds.spec, contract))
+        with tempfile.TemporaryDirectory(prefix="mloop-plots-") as folder:
+            pngs = _log_plots(pipeline, X_test, y_test, ds.task, config, Path(folder))
+            wandb_mirror.mirror_run(
+                settings,
+                run_id=run_id,
+                model_name=model_name,
+                params=_params(config, ds, len(X_train), len(X_test)),
+                metrics={k: v for k, v in metrics.items() if np.isfinite(v)},
+                plots=pngs,
+                tags={"task": ds.task, "model": config.train.model},
+            )
 
         step("gate")
         criteria = check_criteria(metrics, config.register.criteria)
@@ -198,6 +212,28 @@ def train(
         registered=version is not None,
         task=ds.task,
     )
+
+
+def _log_plots(
+    pipeline: Pipeline,
+    X_test: pd.DataFrame,
+    y_test: pd.Series,
+    task: str,
+    config: TrainConfig,
+    folder: Path,
+) -> list[Path]:
+    """Draw the task's evaluation plots on the test split and log them under `plots/`."""
+    seed = config.preprocess.random_state
+    if task == ds_mod.REGRESSION:
+        plots = plots_mod.regression_plots(pipeline, X_test, y_test, random_state=seed)
+    else:
+        plots = plots_mod.classification_plots(
+            pipeline, X_test, y_test, threshold=config.evaluate.threshold, random_state=seed
+        )
+    pngs = plots_mod.write_plots(plots, folder)
+    mlflow.log_artifacts(str(folder), plots_mod.ARTIFACT_DIR)
+    mlflow.set_tag("mloop.plots", ",".join(p.name for p in plots))
+    return pngs
 
 
 def _training_table(data: Path, contract: FeatureContract | None, settings: Settings):
@@ -314,6 +350,7 @@ def _params(config: TrainConfig, ds: ds_mod.Dataset, n_train: int, n_test: int) 
 
 def _tags(config: TrainConfig, ds: ds_mod.Dataset, data: Path, rows: int) -> dict[str, str]:
     tags = lineage_tags(data, rows)
+    tags.update(dvc_lineage.record(data.parent))  # the dvc.lock above the data, if any
     tags.update(
         {
             "mloop.model_type": config.train.model,

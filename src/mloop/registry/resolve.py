@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mloop.errors import ModelIntegrityError, NotFoundError, ValidationError
 from mloop.model.digest import IDENTITY_FILE, artifact_digest
-from mloop.model.loader import LoadedModel
-from mloop.model.loader import load_model as load_pinned
 from mloop.registry.integrity import RefusalHook, verify_version
 from mloop.registry.records import ResolvedModel
 from mloop.registry.refs import ModelRef, parse_model_ref
 from mloop.registry.tracking import client_for, configure_mlflow
 from mloop.settings import Settings
+
+if TYPE_CHECKING:  # lazy: the loader imports the ML stack; `mloop serve` checks a reference
+    from mloop.model.loader import LoadedModel  # before starting workers without loading it
 
 UNREGISTERED = "unregistered"  # the version of a URI or folder served as given
 _URI_SCHEMES = ("runs:/", "file:", "s3://", "gs://", "wasbs://", "abfss://", "http://", "https://")
@@ -110,6 +112,8 @@ def load_model(
         if on_refused is not None:
             on_refused(exc)
         raise
+    from mloop.model.loader import load_model as load_pinned  # lazy: see the imports
+
     return load_pinned(
         resolved.uri,
         name=resolved.name,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 from contextlib import redirect_stderr
 from functools import lru_cache
 from pathlib import Path
@@ -13,18 +14,29 @@ from mloop.settings import Settings, get_settings
 
 
 def configure_mlflow(settings: Settings | None = None) -> Settings:
-    """Set MLflow's tracking and registry URIs from settings; create the local folders."""
+    """Set MLflow's tracking and registry URIs from settings; create the local folders.
+
+    `MLOOP_S3_ENDPOINT_URL` becomes MLflow's `MLFLOW_S3_ENDPOINT_URL` (which it reads when it
+    opens an `s3://` artifact store) unless that is already set.
+    """
     import mlflow  # lazy: mlflow +1.2 s to import; the server starts without it
 
     settings = settings or get_settings()
     settings.ensure_home()
+    if settings.s3_endpoint_url and not os.environ.get("MLFLOW_S3_ENDPOINT_URL"):
+        os.environ["MLFLOW_S3_ENDPOINT_URL"] = settings.s3_endpoint_url
     mlflow.set_tracking_uri(settings.tracking_uri)
     mlflow.set_registry_uri(settings.tracking_uri)
     return settings
 
 
 def ensure_experiment(name: str, settings: Settings | None = None) -> str:
-    """Return the id of experiment `name`, creating it with mloop's artifact root."""
+    """Return the id of experiment `name`, creating it with mloop's artifact root.
+
+    Without one (a remote tracking URI and no MLOOP_ARTIFACT_ROOT) the experiment gets no
+    artifact location, so its artifacts go where the tracking server says: its artifact
+    proxy (`mlflow-artifacts:`) or its `--default-artifact-root`, which every teammate reaches.
+    """
     import mlflow  # lazy: mlflow +1.2 s to import; the server starts without it
 
     settings = configure_mlflow(settings)
@@ -33,6 +45,8 @@ def ensure_experiment(name: str, settings: Settings | None = None) -> str:
     if existing is not None:
         return existing.experiment_id
     root = settings.artifact_root
+    if not root:
+        return client.create_experiment(name)
     location = root if "://" in root else Path(root).resolve().as_uri()
     return client.create_experiment(name, artifact_location=f"{location.rstrip('/')}/{name}")
 

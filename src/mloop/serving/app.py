@@ -29,6 +29,7 @@ from mloop.logs import RequestIdMiddleware
 from mloop.monitoring.prediction_log import PredictionLogWriter
 from mloop.monitoring.service import MonitoringService
 from mloop.registry.resolve import check_reference
+from mloop.serving import console
 from mloop.serving.fastpath import ServingApp
 from mloop.serving.handlers import install_handlers
 from mloop.serving.metrics import ServingMetrics
@@ -179,6 +180,7 @@ def create_app(
     app.include_router(feedback.router)
     app.include_router(alerts.router)
     app.include_router(deployment_routes.router)
+    console.install(app)  # the web console at /ui/ (and / redirects there)
     install_openapi(app, settings, auth=security.enabled)  # schemes, 401/403/429, error body
     return app
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import re
-import uuid
 from collections.abc import Mapping
 
 import orjson
@@ -87,7 +86,7 @@ def request_id(request: Request | None = None) -> str:
                 if _REQUEST_ID.fullmatch(text):
                     return text
                 break
-    return uuid.uuid4().hex
+    return logs.new_request_id()
 
 
 def error_response(exc: MloopError, request: Request | None = None) -> Response:

@@ -23,7 +23,6 @@ from typing import Any
 import uvicorn
 
 from mloop.errors import ServiceUnavailableError
-from mloop.serving.http import HTTP_PROTOCOL
 
 # The cyclic GC's youngest generation is collected after this many more container objects
 # were made than freed (Python's default: 700). A server keeps a few thousand such objects in
@@ -56,6 +55,10 @@ class ServerThread:
         start_timeout: float = 120.0,
         wait_for_model: bool = True,
     ) -> None:
+        # lazy: serving.http checks the serving stack at import; `mloop serve`'s supervisor
+        # imports this module for tune_gc only
+        from mloop.serving.http import HTTP_PROTOCOL
+
         config = uvicorn.Config(
             app,
             host=host,

@@ -9,9 +9,9 @@ the same bins. `mloop.stats.profile.ReferenceProfile` holds one per feature.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from mloop.errors import ValidationError
 from mloop.stats.counts import FeatureCounts
@@ -23,6 +23,9 @@ from mloop.stats.kinds import (
     numeric_values,
 )
 from mloop.stats.measures import sorted_quantiles
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 NUMERIC_BINS = 10  # equal-mass bins, plus the tail bins below: 18 bins in all
 # Finer bins in both tails, so a shift there is seen and the binned Wasserstein stays close.
@@ -202,6 +205,8 @@ class CategoricalProfile:
         )
 
     def count_values(self, values: pd.Series) -> FeatureCounts:
+        import pandas as pd  # lazy: the streamed drift path needs no pandas
+
         codes = pd.Index(self.categories, dtype="string").get_indexer_for(values)
         missing = int(values.isna().to_numpy().sum())
         known = codes[codes >= 0]

@@ -6,10 +6,12 @@ shift in dates is measured in days) and `categorical` (text, booleans, anything 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 NUMERIC, CATEGORICAL, DATE = "numeric", "categorical", "date"
 KINDS = (NUMERIC, CATEGORICAL, DATE)
@@ -19,6 +21,8 @@ _DAY_NS = 86_400 * 10**9
 
 def infer_kind(series: pd.Series) -> str:
     """`numeric` for numbers, `date` for datetimes and ISO date strings, else `categorical`."""
+    import pandas as pd  # lazy: the streamed drift path needs no pandas
+
     if pd.api.types.is_bool_dtype(series):
         return CATEGORICAL
     if pd.api.types.is_numeric_dtype(series):
@@ -30,6 +34,8 @@ def infer_kind(series: pd.Series) -> str:
 
 def looks_like_id(series: pd.Series, *, min_rows: int = 50) -> bool:
     """A text column whose every value is distinct: an identifier, not a feature to test."""
+    import pandas as pd  # lazy: the streamed drift path needs no pandas
+
     if pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
         return False
     values = series.dropna()
@@ -38,6 +44,8 @@ def looks_like_id(series: pd.Series, *, min_rows: int = 50) -> bool:
 
 def _iso_dates(series: pd.Series, sample: int = 200) -> bool:
     """True when a sample of the text values all parse as ISO-8601 dates (`2024-03-01...`)."""
+    import pandas as pd  # lazy: the streamed drift path needs no pandas
+
     values = series.dropna().head(sample)
     if values.empty or not all(isinstance(v, str) and len(v) >= 10 and v[4] == "-" for v in values):
         return False
@@ -47,6 +55,8 @@ def _iso_dates(series: pd.Series, sample: int = 200) -> bool:
 
 def numeric_values(series: pd.Series, kind: str = NUMERIC) -> np.ndarray:
     """Float64 values; missing, unparseable or infinite ones as NaN/inf (both count missing)."""
+    import pandas as pd  # lazy: the streamed drift path needs no pandas
+
     if kind == DATE:
         if pd.api.types.is_datetime64_any_dtype(series):
             stamps = series
@@ -65,6 +75,8 @@ def numeric_values(series: pd.Series, kind: str = NUMERIC) -> np.ndarray:
 
 def categorical_values(series: pd.Series) -> pd.Series:
     """Values as strings with missing kept as NA (booleans become 'True'/'False')."""
+    import pandas as pd  # lazy: the streamed drift path needs no pandas
+
     if pd.api.types.is_string_dtype(series) and not pd.api.types.is_object_dtype(series):
         return series
     return series.astype("string")
@@ -73,6 +85,8 @@ def categorical_values(series: pd.Series) -> pd.Series:
 def score_of(probabilities: Any) -> np.ndarray:
     """One score per row from probabilities: a vector as is; for a rows x classes matrix the
     positive-class column when binary, else the top class probability (the confidence)."""
+    import pandas as pd  # lazy: the streamed drift path needs no pandas
+
     arr = np.asarray(probabilities)
     if arr.dtype == object:
         arr = pd.to_numeric(pd.Series(arr.ravel()), errors="coerce").to_numpy(np.float64)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import special
-from scipy import stats as sps
 
 # Evidently fills empty bins before PSI so the log stays finite; same rule here.
 _PSI_FLOOR = 1e-4
@@ -72,7 +71,7 @@ def chi_squared_p(reference: np.ndarray, current: np.ndarray) -> float:
     if used.sum() < 2:
         return 1.0
     statistic = float(np.sum((obs[used] - expected[used]) ** 2 / expected[used]))
-    return float(sps.chi2.sf(statistic, int(used.sum()) - 1))
+    return float(special.chdtrc(int(used.sum()) - 1, statistic))  # chi2.sf, without scipy.stats
 
 
 def binned_wasserstein(
@@ -141,6 +140,8 @@ def wasserstein_sorted(reference: np.ndarray, current: np.ndarray) -> float:
 
 def ks_p(reference: np.ndarray, current: np.ndarray) -> float:
     """Two-sided two-sample Kolmogorov-Smirnov p-value (scipy, as Evidently)."""
+    from scipy import stats as sps  # lazy: +1 s of imports that only KS needs
+
     return float(sps.ks_2samp(reference, current).pvalue)
 
 
@@ -151,7 +152,7 @@ def z_test_p(ref_hits: int, ref_n: int, cur_hits: int, cur_n: int) -> float:
     spread = np.sqrt(pooled * (1 - pooled) * (1.0 / ref_n + 1.0 / cur_n))
     if spread == 0:
         return 1.0 if p1 == p2 else 0.0
-    return float(2 * (1 - sps.norm.cdf(abs((p1 - p2) / spread))))
+    return float(2 * (1 - special.ndtr(abs((p1 - p2) / spread))))  # norm.cdf
 
 
 def sorted_quantiles(values: np.ndarray, q: np.ndarray) -> np.ndarray:

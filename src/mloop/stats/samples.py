@@ -44,15 +44,17 @@ from mloop.stats.verdict import (
     JS,
     KS,
     PSI,
-    THRESHOLDS,
     WASSERSTEIN,
     DriftResult,
     FeatureDrift,
     Z,
-    drifted,
     normalize_method,
     rate,
 )
+from mloop.stats.verdict import binned_statistics as _binned
+from mloop.stats.verdict import decide as _decide
+from mloop.stats.verdict import histogram as _histogram
+from mloop.stats.verdict import no_data as _no_data
 
 FEW_VALUES = 5  # Evidently: a numeric column with this many distinct values or fewer is counted
 
@@ -233,34 +235,6 @@ def _categorical(name, ref_col, cur_col, method, threshold) -> FeatureDrift:
     return _decide(result, values, statistic, threshold)
 
 
-def _binned(ref_counts: np.ndarray, cur_counts: np.ndarray) -> dict[str, float]:
-    return {
-        PSI: stats.psi(ref_counts, cur_counts),
-        JS: stats.jensen_shannon(ref_counts, cur_counts),
-        CHI2: stats.chi_squared_p(ref_counts, cur_counts),
-    }
-
-
-def _decide(
-    result: FeatureDrift, values: dict[str, float], statistic: str, threshold
-) -> FeatureDrift:
-    limit = THRESHOLDS[statistic] if threshold is None else threshold
-    result.statistics = values
-    result.statistic = statistic
-    result.value = values[statistic]
-    result.threshold = limit
-    result.drift_detected = drifted(statistic, result.value, limit)
-    return result
-
-
-def _no_data(result: FeatureDrift, method: str, threshold, one_sided: bool) -> FeatureDrift:
-    """A side with no values: drift when only one side is empty (a column appeared or vanished)."""
-    result.statistic = JS if method == AUTO else method
-    result.threshold = THRESHOLDS[result.statistic] if threshold is None else threshold
-    result.drift_detected = one_sided
-    return result
-
-
 def _distinct(sorted_values: np.ndarray) -> np.ndarray:
     if not len(sorted_values):
         return sorted_values
@@ -268,17 +242,6 @@ def _distinct(sorted_values: np.ndarray) -> np.ndarray:
     keep[0] = True
     np.not_equal(sorted_values[1:], sorted_values[:-1], out=keep[1:])
     return sorted_values[keep]
-
-
-def _histogram(labels: list[str], ref: np.ndarray, cur: np.ndarray, edges=None) -> dict[str, list]:
-    shown = {
-        "labels": labels,
-        "reference": stats.shares(ref).tolist(),
-        "current": stats.shares(cur).tolist(),
-    }
-    if edges is not None:
-        shown["edges"] = list(edges)
-    return shown
 
 
 __all__ = ["detect_drift"]

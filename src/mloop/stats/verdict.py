@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from mloop.errors import ValidationError
+from mloop.stats import measures
 
 AUTO = "auto"
 PSI, JS, WASSERSTEIN, CHI2, KS, Z = (
@@ -170,6 +171,48 @@ def _clean(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
+
+
+def binned_statistics(ref_counts: np.ndarray, cur_counts: np.ndarray) -> dict[str, float]:
+    """PSI, Jensen-Shannon and the chi-squared p-value of counts on the same bins."""
+    return {
+        PSI: measures.psi(ref_counts, cur_counts),
+        JS: measures.jensen_shannon(ref_counts, cur_counts),
+        CHI2: measures.chi_squared_p(ref_counts, cur_counts),
+    }
+
+
+def decide(
+    result: FeatureDrift, values: dict[str, float], statistic: str, threshold: float | None
+) -> FeatureDrift:
+    """Fill `result` with the statistics computed and the verdict of the one that decides."""
+    limit = THRESHOLDS[statistic] if threshold is None else threshold
+    result.statistics = values
+    result.statistic = statistic
+    result.value = values[statistic]
+    result.threshold = limit
+    result.drift_detected = drifted(statistic, result.value, limit)
+    return result
+
+
+def no_data(result: FeatureDrift, method: str, threshold, one_sided: bool) -> FeatureDrift:
+    """A side with no values: drift when only one side is empty (a column appeared or vanished)."""
+    result.statistic = JS if method == AUTO else method
+    result.threshold = THRESHOLDS[result.statistic] if threshold is None else threshold
+    result.drift_detected = one_sided
+    return result
+
+
+def histogram(labels: list[str], ref: np.ndarray, cur: np.ndarray, edges=None) -> dict[str, list]:
+    """The histograms a report draws: both sides' shares on the reference's bins."""
+    shown = {
+        "labels": labels,
+        "reference": measures.shares(ref).tolist(),
+        "current": measures.shares(cur).tolist(),
+    }
+    if edges is not None:
+        shown["edges"] = list(edges)
+    return shown
 
 
 def rate(part: int, whole: int) -> float:
