@@ -39,9 +39,10 @@ class MloopGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except MloopError as exc:
-            err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False)
+            # soft_wrap: a path or a name in the message is never broken across lines
+            err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
             if exc.hint:
-                err_console.print(f"[bold]hint:[/] {exc.hint}", highlight=False)
+                err_console.print(f"[bold]hint:[/] {exc.hint}", highlight=False, soft_wrap=True)
             raise _CliError(code=exc.exit_code) from None
 
 

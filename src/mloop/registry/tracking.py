@@ -17,12 +17,15 @@ def configure_mlflow(settings: Settings | None = None) -> Settings:
     """Set MLflow's tracking and registry URIs from settings; create the local folders.
 
     `MLOOP_S3_ENDPOINT_URL` becomes MLflow's `MLFLOW_S3_ENDPOINT_URL` (which it reads when it
-    opens an `s3://` artifact store) unless that is already set.
+    opens an `s3://` artifact store) unless that is already set. MLflow's download progress
+    bar (drawn whenever tqdm is installed) is off unless MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR
+    says otherwise: it would land in the server's JSON log lines and in `--json` output.
     """
     import mlflow  # lazy: mlflow +1.2 s to import; the server starts without it
 
     settings = settings or get_settings()
     settings.ensure_home()
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     if settings.s3_endpoint_url and not os.environ.get("MLFLOW_S3_ENDPOINT_URL"):
         os.environ["MLFLOW_S3_ENDPOINT_URL"] = settings.s3_endpoint_url
     mlflow.set_tracking_uri(settings.tracking_uri)
