@@ -67,13 +67,22 @@ def test_the_serve_supervisor_imports_no_ml_library():
         "import json, sys, uvicorn\n"
         "from mloop.cli.platform import command_platform\n"
         "from mloop.registry.resolve import check_reference\n"
-        "from mloop.security.auth import auth_enabled\n"
+        "from mloop.security.mode import auth_enabled\n"
         "from mloop.serving.server import tune_gc\n"
         "print(json.dumps(sorted(sys.modules)))\n"
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     loaded = set(json.loads(done.stdout))
     assert not {"sklearn", "mlflow", "pandas", "numpy", "mloop.serving.app"} & loaded
+    # nor the authenticator's stack: it only prints whether auth is on (security.mode)
+    assert not {"mloop.security.auth", "fastapi", "starlette", "jwt"} & loaded
+
+
+def test_the_auth_switch_is_the_authenticators():
+    from mloop.security import auth, mode
+
+    assert auth.auth_enabled is mode.auth_enabled
+    assert auth.is_loopback is mode.is_loopback
 
 
 def test_the_workers_protocol_and_model_variable_are_the_servings():

@@ -35,6 +35,7 @@ CONSOLE_PEOPLE = {"viewer": ["viewer"], "approver": ["compliance"], "deployer": 
 SCRIPT_NAME = "<script>alert(1)<script>"  # MLflow refuses '/' in model names
 HTML_TEXT = '<img src=x onerror="alert(2)"><b>bold</b>'
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+_LOGIN_TOKEN = re.compile(r'name="login_token" value="([^"]+)"')
 
 
 @dataclass
@@ -118,11 +119,30 @@ def csrf_of(html: str) -> str:
     return found.group(1)
 
 
+def login_token_of(html: str) -> str:
+    """The login CSRF token of a login form page."""
+    found = _LOGIN_TOKEN.search(html)
+    assert found, "no login_token on the login form"
+    return found.group(1)
+
+
+def login_token(http: httpx.Client) -> str:
+    """The login form's CSRF token (the GET also sets the cookie the token is signed over)."""
+    page = http.get("/ui/login")
+    assert page.status_code == 200, page.text[-500:]
+    return login_token_of(page.text)
+
+
+def post_login(http: httpx.Client, fields: dict[str, str]) -> httpx.Response:
+    """POST /ui/login from the login form, as a browser does: GET it first for its token."""
+    return http.post("/ui/login", data={"login_token": login_token(http), **fields})
+
+
 def login(http: httpx.Client, name: str, *, key: str | None = None) -> str:
     """Log `name` in (password, or `key`), replacing any session; returns its CSRF token."""
     http.cookies.clear()
     fields = {"api_key": key} if key else {"username": name, "password": password(name)}
-    answer = http.post("/ui/login", data={**fields, "next": "/ui/models"})
+    answer = post_login(http, {**fields, "next": "/ui/models"})
     assert answer.status_code == 303, answer.text
     page = http.get("/ui/models")
     assert page.status_code == 200 and f">{name}<" in page.text

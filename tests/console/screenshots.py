@@ -3,9 +3,10 @@
     .venv/bin/python -m tests.console.screenshots docs/console
 
 Starts `mloop serve` on the browser tests' demo data (`build_console_data`, auth on) plus an
-A/B deployment with traffic, labelled predictions and a job, logs in as `deployer` through the
-login form and saves one PNG per page in light mode, the monitoring page in dark mode and the
-deployments page at phone width. Same harness as the browser tests (`tests/console/browser`).
+A/B deployment with traffic, labelled predictions and a job, logs in as `root` (admin: every
+page, Jobs included, every action enabled) with its API key through the login form and saves
+one PNG per page in light mode, the monitoring page in dark mode and the deployments page at
+phone width. Same harness as the browser tests (`tests/console/browser`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 import httpx
 
 from tests.console.browser import DESKTOP, PHONE, launch, start_playwright
-from tests.console.conftest import build_console_data, password
+from tests.console.conftest import build_console_data
 from tests.support.env import home_env
 from tests.support.loopkit import churn_rows
 from tests.support.serverproc import served
@@ -63,7 +64,7 @@ def traffic(base: str, key: str) -> None:
     httpx.post(f"{base}/predict/async", json={"instances": rows[:50]}, headers=auth, timeout=60)
 
 
-def take(base: str, folder: Path) -> list[Path]:
+def take(base: str, folder: Path, key: str) -> list[Path]:
     """Log in and save every page (light), monitoring (dark), deployments (phone)."""
     playwright = start_playwright()
     saved = []
@@ -73,8 +74,7 @@ def take(base: str, folder: Path) -> list[Path]:
         page = context.new_page()
         page.goto("/ui/login")
         saved.append(_shot(page, folder / "login.png"))
-        page.fill("input[name=username]", "deployer")
-        page.fill("input[name=password]", password("deployer"))
+        page.fill("input[name=api_key]", key)
         page.click("button[type=submit].primary")
         page.wait_for_url("**/ui/models")
         for name, path in PAGES:
@@ -110,7 +110,7 @@ def main(folder: str) -> None:
             data = build_console_data(home)
             with served(data.settings, folder=Path(scratch), MLOOP_AUTH="on") as server:
                 traffic(server.url, data.keys["root"])
-                for path in take(server.url, out):
+                for path in take(server.url, out, data.keys["root"]):
                     print(path)
 
 

@@ -59,5 +59,9 @@ def test_a_deployer_rolls_back_and_the_server_answers_with_the_previous_version(
     assert (history[-1]["reason"], history[-1]["actor"]) == ("rollback", "deployer")
     ui.goto("/ui/monitoring")
     ui.shot("monitoring")
-    ui.goto("/ui/jobs")
-    ui.shot("jobs")
+    # jobs need the predictor role (as GET /jobs): no Jobs entry, and the page is refused
+    assert ui.page.locator("nav >> text=Jobs").count() == 0
+    ui.expect_status("/ui/jobs", 403)
+    refused = ui.goto("/ui/jobs")
+    assert refused.status == 403 and ui.page.locator("text=predictor").first.is_visible()
+    ui.shot("jobs-403")

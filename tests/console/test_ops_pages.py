@@ -4,6 +4,7 @@ posting by hand, CSRF is enforced, unknown things are 404 pages and bad input a 
 
 from __future__ import annotations
 
+import html
 import re
 import uuid
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ import pytest
 from mloop.jobs.queue import JobQueue
 from mloop.store.jobs import JobRecord
 from tests.console.conftest import ConsoleData, csrf_of, login
+from tests.support.apps import in_process
 from tests.support.loopkit import churn_rows
 
 AB = {
@@ -82,24 +84,60 @@ def test_every_page_answers_with_its_data(ops):
         "/ui/monitoring/features/tenure_months": ["Reference vs current", "histogram-chart"],
         f"/ui/monitoring/predictions?id={ops.prediction_ids[0]}": ["Ground truth", "tenure_months"],
         "/ui/monitoring/predictions": ["Prediction id"],
-        "/ui/jobs": ["predict", "queued"],
-        f"/ui/jobs/{ops.job_id}": ["Cancel job", "queued"],
     }
+    _shows(ops.http, pages)
+    login(ops.http, "pred", key=ops.data.keys["pred"])  # jobs need predictor, as GET /jobs
+    _shows(
+        ops.http,
+        {"/ui/jobs": ["predict", "queued"], f"/ui/jobs/{ops.job_id}": ["Cancel job", "queued"]},
+    )
+    login(ops.http, "viewer")
+    # the live numbers come from the server's metrics: the control answered requests
+    detail = ops.http.get("/ui/deployments/churn-ab").text
+    control = re.search(r"<strong>control</strong>.*?</tr>", detail, re.S).group(0)
+    total = re.search(r"<td>(\d+) <span class=\"muted\">requests</span>", control)
+    assert total and int(total.group(1)) > 0, control
+
+
+def test_the_deployment_page_shows_the_numbers_of_the_last_minutes(ops):
+    """Readings at two moments of an injected clock: the page shows the increase between."""
+    from mloop.serving.app import create_app
+    from mloop.serving.console.pages.deployments import live_window
+
+    app = create_app("churn@production", ops.data.settings)
+    clock = [5000.0]
+    live_window(app).clock = lambda: clock[0]
+    with in_process(app) as http:
+        login(http, "viewer")
+        before = http.get("/ui/deployments/churn").text
+        assert "Live numbers (<strong>since start</strong>)" in before
+        for row in churn_rows(6):
+            answer = http.post(
+                "/deployments/churn/predict", json={"features": row}, headers=_api(ops.data, "root")
+            )
+            assert answer.status_code == 200, answer.text
+        clock[0] += 120
+        page = http.get("/ui/deployments/churn").text
+    assert "Live numbers (<strong>last 2 min</strong>)" in page
+    main = re.search(r"<tr>\s*<td><strong>main</strong>.*?</tr>", page, re.S).group(0)
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", main, re.S)
+    requests, per_second, p50, p99, error_rate, window = cells[5:11]
+    assert (requests, per_second, error_rate, window) == ("6", "0.05", "0.00%", "last 2 min")
+    assert float(p50) > 0 and float(p99) >= float(p50)
+
+
+def _shows(http: httpx.Client, pages: dict[str, list[str]]) -> None:
+    """Each page answers 200 with the CSP and every text expected of it."""
     for url, expected in pages.items():
-        page = ops.http.get(url)
+        page = http.get(url)
         assert page.status_code == 200, (url, page.text[:2000])
         for text in expected:
             assert text in page.text, (url, text)
         assert page.headers["content-security-policy"].startswith("default-src 'self'")
-    # the live numbers come from the server's metrics: the control answered requests
-    detail = ops.http.get("/ui/deployments/churn-ab").text
-    control = re.search(r"<strong>control</strong>.*?</tr>", detail, re.S).group(0)
-    counts = [int(n) for n in re.findall(r"<td>(\d+)</td>", control)]
-    assert counts and max(counts) > 0, control
 
 
 def test_user_strings_are_escaped(ops):
-    login(ops.http, "viewer")
+    login(ops.http, "pred", key=ops.data.keys["pred"])
     job = ops.http.get(f"/ui/jobs/{ops.job_id}").text
     assert HTML not in job and "&lt;script&gt;alert(3)&lt;/script&gt;" in job
     missing = ops.http.get("/ui/deployments/%3Cscript%3Ealert(3)%3C%2Fscript%3E")
@@ -140,7 +178,6 @@ def test_unknown_things_are_404_pages_and_bad_input_4xx(ops):
     csrf = login(ops.http, "deployer")
     for url in (
         "/ui/deployments/nope",
-        "/ui/jobs/nope",
         "/ui/monitoring/features/nope",
         f"/ui/monitoring/predictions?id={uuid.uuid4()}",
     ):
@@ -162,6 +199,9 @@ def test_unknown_things_are_404_pages_and_bad_input_4xx(ops):
     assert 400 <= unknown_variant.status_code < 500
     not_blue_green = ops.http.post("/ui/deployments/churn-ab/switch", data={"csrf_token": csrf})
     assert not_blue_green.status_code == 409
+    login(ops.http, "pred", key=ops.data.keys["pred"])  # the role the jobs pages need
+    unknown_job = ops.http.get("/ui/jobs/nope")
+    assert unknown_job.status_code == 404 and "Not found" in unknown_job.text
 
 
 def test_a_deployer_acts_and_the_audit_names_them(ops):
@@ -188,9 +228,37 @@ def test_a_deployer_acts_and_the_audit_names_them(ops):
         ("rollback", "deployer"),
         ("promote", "deployer"),
     ]
-    csrf = csrf_of(ops.http.get(f"/ui/jobs/{ops.job_id}").text)
     login(ops.http, "pred", key=ops.data.keys["pred"])
     page = ops.http.get(f"/ui/jobs/{ops.job_id}").text
     answer = ops.http.post(f"/ui/jobs/{ops.job_id}/cancel", data={"csrf_token": csrf_of(page)})
     assert answer.status_code == 303
     assert "cancelled" in ops.http.get(answer.headers["location"]).text
+
+
+def test_the_jobs_pages_need_the_role_the_jobs_api_needs(ops):
+    """A viewer gets the API's own refusal as a page and no Jobs entry in the nav; a
+    predictor sees both; the console's cancel needs the role DELETE /jobs/{id} declares."""
+    from mloop.security import permissions as p
+    from mloop.security.access import api_routes
+
+    declared = {
+        (path, m): role for path, methods, role in api_routes(ops.http.app) for m in methods
+    }
+    for action, path, method in (
+        (p.JOB_READ, "/jobs", "GET"),
+        (p.JOB_SHOW, "/jobs/{job_id}", "GET"),
+        (p.JOB_CANCEL, "/jobs/{job_id}", "DELETE"),
+    ):
+        assert declared[(path, method)] == action.role, (method, path)
+    login(ops.http, "eve", key=ops.data.keys["eve"])  # a viewer with an API key
+    assert 'href="/ui/jobs"' not in ops.http.get("/ui/models").text
+    for page, api in (("/ui/jobs", "/jobs"), (f"/ui/jobs/{ops.job_id}", f"/jobs/{ops.job_id}")):
+        refused = ops.http.get(api, headers=_api(ops.data, "eve"))
+        shown = ops.http.get(page)
+        assert refused.status_code == shown.status_code == 403, page
+        assert refused.json()["detail"] in html.unescape(shown.text), page
+        assert "predictor" in shown.text and shown.headers["content-type"].startswith("text/html")
+    login(ops.http, "pred", key=ops.data.keys["pred"])
+    assert 'href="/ui/jobs"' in ops.http.get("/ui/models").text
+    assert ops.http.get(f"/jobs/{ops.job_id}", headers=_api(ops.data, "pred")).status_code == 200
+    assert ops.http.get(f"/ui/jobs/{ops.job_id}").status_code == 200

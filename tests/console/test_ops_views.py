@@ -3,6 +3,7 @@ from real Prometheus metrics, drift and quality over time, deployments, predicti
 
 from __future__ import annotations
 
+import math
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -54,16 +55,75 @@ def test_variant_numbers_come_from_the_metrics_exposition():
     assert variant_metrics.VariantNumbers().quantile_ms(0.5) is None
 
 
-def test_rate_memory_turns_totals_into_requests_per_second():
-    now = [100.0]
-    memory = variant_metrics.RateMemory(clock=lambda: now[0])
-    assert memory.rate("d", "a", 10) is None  # one reading: no rate yet
-    now[0] += 0.5
-    assert memory.rate("d", "a", 20) is None  # too close: keeps the previous (none)
-    now[0] += 1.5
-    assert memory.rate("d", "a", 50) == pytest.approx(20.0)
-    now[0] += 0.2
-    assert memory.rate("d", "a", 99) == pytest.approx(20.0)
+def _totals(requests: float, errors: float = 0.0, fast: float = 0.0, slow: float = 0.0):
+    """Totals as /metrics holds them: `fast` answers in <= 5 ms, `slow` in (0.1 s, 0.25 s]."""
+    both = fast + slow
+    buckets = {0.005: fast, 0.1: fast, 0.25: both, math.inf: both}
+    return variant_metrics.VariantNumbers(requests, errors, buckets)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_live_window_counts_the_increase_over_the_last_five_minutes():
+    clock = Clock()
+    window = variant_metrics.LiveWindow(clock=clock)
+    first = window.observe("d", "a", _totals(100, errors=10, slow=100))
+    assert first.label == "since start" and first.per_second is None
+    assert first.counted.requests == 100 and first.counted.error_rate == pytest.approx(0.1)
+    clock.now += 0.5  # too soon for a second reading: still since start
+    assert window.observe("d", "a", _totals(101, slow=101, errors=10)).label == "since start"
+    clock.now += 59.5
+    live = window.observe("d", "a", _totals(160, errors=13, fast=50, slow=110))
+    assert live.label == "last 60 s" and live.total_requests == 160
+    assert live.per_second == pytest.approx(1.0)  # 60 more requests in 60 s
+    assert live.counted.error_rate == pytest.approx(3 / 60)
+    assert live.counted.quantile_ms(0.5) <= 5  # 50 of the 60 new answers were fast
+    assert 100 <= first.counted.quantile_ms(0.5) <= 250  # since start most were slow
+    for _ in range(5):  # no traffic since
+        clock.now += 60
+        quiet = window.observe("d", "a", _totals(160, errors=13, fast=50, slow=110))
+    assert quiet.label == "last 5 min"  # from the reading at 1060 s: 1000 s is outside now
+    assert quiet.per_second == 0.0  # no traffic for 5 min: a rate of 0, nothing divided by 0
+    assert quiet.counted.error_rate is None and quiet.counted.quantile_ms(0.99) is None
+
+
+def test_live_window_a_restarted_worker_counts_from_zero():
+    clock = Clock()
+    window = variant_metrics.LiveWindow(clock=clock)
+    window.observe("d", "a", _totals(500, errors=5, fast=500))
+    clock.now += 10
+    window.observe("d", "a", _totals(520, errors=5, fast=520))
+    clock.now += 10  # the worker restarted: its counters start again from 0
+    live = window.observe("d", "a", _totals(30, errors=3, slow=30))
+    assert live.counted.requests == 20 + 30 and live.counted.errors == 3
+    assert live.per_second == pytest.approx(50 / 20)
+    assert 100 <= live.counted.quantile_ms(0.99) <= 250
+    restarted = variant_metrics.increase(_totals(520, fast=520), _totals(30, slow=30))
+    assert restarted.requests == 30 and restarted.buckets[0.005] == 0
+
+
+def test_live_window_keeps_a_bounded_history_per_variant():
+    clock = Clock()
+    window = variant_metrics.LiveWindow(window=60, clock=clock)
+    for n in range(1000):  # a view every 0.25 s for 250 s
+        clock.now += 0.25
+        live = window.observe("d", "a", _totals(n))
+    kept = window._readings[("d", "a")]
+    assert len(kept) <= 60 / 1 + 2 and kept[1].at >= clock.now - 60
+    assert live.label == "last 60 s" and live.per_second == pytest.approx(4.0, rel=0.05)
+    last = kept[-1]
+    clock.now += 600  # nobody looked for 10 min: the reading just before the window counts
+    late = window.observe("d", "a", _totals(1999))
+    assert late.label == "last 10 min" and late.seconds == clock.now - last.at
+    assert late.counted.requests == 1999 - last.totals.requests
+    other = window.observe("d", "b", _totals(7))  # each variant has its own readings
+    assert other.label == "since start" and other.counted.requests == 7
 
 
 def test_slices_are_consecutive_and_cover_everything():

@@ -6,6 +6,7 @@ server with auth off serves the console as `local`; `mloop users set-password`.
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
 from sqlalchemy import update
 from typer.testing import CliRunner
@@ -21,7 +22,7 @@ from mloop.serving.app import create_app
 from mloop.settings import reset_settings
 from mloop.store import open_database
 from mloop.store.governance import AuditRow
-from tests.console.conftest import csrf_of, login
+from tests.console.conftest import csrf_of, login, login_token_of, post_login
 from tests.support.apps import in_process
 
 
@@ -122,8 +123,7 @@ def test_login_attempts_are_rate_limited_by_the_servers_limiter(console_data):
     settings = console_data.settings.model_copy(update={"rate_limit": 0.01, "rate_limit_burst": 2})
     with in_process(create_app("churn@production", settings)) as http:
         statuses = [
-            http.post("/ui/login", data={"username": "viewer", "password": "nope-nope"})
-            for _ in range(3)
+            post_login(http, {"username": "viewer", "password": "nope-nope"}) for _ in range(3)
         ]
         assert [a.status_code for a in statuses] == [401, 401, 429]
         assert statuses[-1].headers["content-type"].startswith("text/html")
@@ -133,6 +133,62 @@ def test_login_attempts_are_rate_limited_by_the_servers_limiter(console_data):
 def test_the_session_cookie_is_secure_when_the_server_runs_tls(console_data, tmp_path):
     settings = console_data.settings.model_copy(update={"ssl_certfile": tmp_path / "cert.pem"})
     with in_process(create_app("churn@production", settings)) as http:
-        answer = http.post("/ui/login", data={"username": "viewer", "password": "viewer-password"})
+        form = http.get("/ui/login")
+        nonce = form.cookies["mloop_login"]  # Secure too: the client keeps it off plain http
+        assert "secure" in form.headers["set-cookie"].lower()
+        fields = {"username": "viewer", "password": "viewer-password"}
+        answer = http.post(
+            "/ui/login",
+            data={"login_token": login_token_of(form.text), **fields},
+            headers={"cookie": f"mloop_login={nonce}"},
+        )
         assert answer.status_code == 303
         assert "secure" in answer.headers["set-cookie"].lower()
+
+
+def test_the_approvals_page_shows_pending_first_a_page_at_a_time(console_http, console_data):
+    from mloop.serving.console.pages.approvals import PAGE
+    from mloop.store.governance import ApprovalRequestRow
+
+    extra = PAGE + 5
+    with open_database(console_data.settings).session() as session:
+        for n in range(extra):
+            for status in ("pending", "rejected"):
+                session.add(
+                    ApprovalRequestRow(
+                        model_name="churn",
+                        version="1",
+                        stage="Staging",
+                        requester="alice",
+                        status=status,
+                        required_roles=["compliance"],
+                        gates=[],
+                        comment=f"bulk {n}",
+                        closed_at=None if status == "pending" else datetime.now(UTC),
+                    )
+                )
+    service = ApprovalService(console_data.settings)
+    pending = [r.id for r in service.list(status="pending")]
+    closed = [r.id for r in service.list() if r.status != "pending"][::-1]  # newest first
+    assert len(pending) > PAGE and len(closed) > PAGE
+    login(console_http, "viewer")
+    first = console_http.get("/ui/approvals").text
+    assert first.index('id="pending"') < first.index('id="closed"')  # pending first
+    assert _listed(first, "pending") == pending[:PAGE]  # oldest first
+    assert _listed(first, "closed") == closed[:PAGE]
+    more = re.search(r'href="([^"]+)">More pending', first).group(1).replace("&amp;", "&")
+    second = console_http.get(more).text
+    assert _listed(second, "pending") == pending[PAGE : 2 * PAGE]
+    assert _listed(second, "closed") == closed[:PAGE]  # the other list stays where it was
+    older = re.search(r'href="([^"]+)">Older', first).group(1).replace("&amp;", "&")
+    assert _listed(console_http.get(older).text, "closed") == closed[PAGE : 2 * PAGE]
+    for bad in ("pending=-1", "closed=x"):
+        answer = console_http.get(f"/ui/approvals?{bad}")
+        assert answer.status_code == 422 and "text/html" in answer.headers["content-type"]
+
+
+def _listed(page: str, section: str) -> list[int]:
+    """The request ids in one section (pending or closed) of the approvals page, in order."""
+    start = page.index(f'id="{section}"')
+    end = page.find("</section>", start)
+    return [int(n) for n in re.findall(r'data-request="(\d+)"', page[start:end])]

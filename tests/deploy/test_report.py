@@ -8,8 +8,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from mloop.deploy import report
+from mloop.deploy.records import Revision
 from mloop.deploy.report import build_report, two_proportion_z, wilson
 from mloop.deploy.report_html import render
+from mloop.deploy.spec import parse_spec
 from mloop.store import open_database
 from mloop.store.models import PredictionRecord
 from mloop.store.monitoring import FeedbackRecord
@@ -30,8 +33,9 @@ def test_two_proportion_z_test():
     assert two_proportion_z(10, 10, 10, 10) == (0.0, 1.0)
 
 
-def _log(database, version, rows, correct, *, at, labelled=None, latency=10.0):
-    """`rows` predictions by churn/`version` at `at`; the first `labelled` get labels."""
+def _log(database, version, rows, correct, *, at, labelled=None, latency=10.0, said=1, wrong=0):
+    """`rows` predictions (`said`) by churn/`version` at `at`; the first `labelled` get labels,
+    the first `correct` of them right (`said`), the others `wrong`."""
     labelled = rows if labelled is None else labelled
     predictions, labels = [], []
     for i in range(rows):
@@ -43,7 +47,7 @@ def _log(database, version, rows, correct, *, at, labelled=None, latency=10.0):
                 model_name="churn",
                 model_version=version,
                 input_sha256="0" * 64,
-                prediction=1,
+                prediction=said,
                 probability=0.7,
                 latency_ms=latency + i % 5,
             )
@@ -54,8 +58,8 @@ def _log(database, version, rows, correct, *, at, labelled=None, latency=10.0):
                     prediction_id=pid,
                     model_name="churn",
                     model_version=version,
-                    actual=1 if i < correct else 0,
-                    prediction=1,
+                    actual=said if i < correct else wrong,
+                    prediction=said,
                     predicted_at=at,
                 )
             )
@@ -124,3 +128,42 @@ def test_no_ground_truth_is_not_significant(service, registry_home):
     assert rows["challenger"]["accuracy"] is None and rows["control"]["requests"] == 0
     assert report["recommendation"]["verdict"] == "not yet significant"
     assert "No ground truth yet" in render(report)
+
+
+def test_counts_are_exact_and_latency_quantiles_come_from_the_newest(
+    service, registry_home, monkeypatch
+):
+    monkeypatch.setattr(report, "LATENCY_SAMPLE", 50)  # a small sample, to see the bound
+    service.apply(ab(), "alice")
+    for share in (10, 20, 30):  # revisions that keep the versions: one span per variant
+        service.shift("churn-ab", "challenger", share, "bob")
+    spans = report._spans(service.history("churn-ab"))
+    assert [len(spans[v]) for v in ("control", "challenger")] == [1, 1]
+    database = open_database(registry_home)
+    soon = datetime.now(UTC) + timedelta(seconds=1)
+    _log(database, "2", 300, 240, at=soon, latency=10.0)
+    _log(database, "2", 50, 50, at=soon + timedelta(seconds=1), latency=50.0)
+    rows = {v["variant"]: v for v in _report(service)["variants"]}
+    challenger = rows["challenger"]
+    assert challenger["requests"] == 350 and challenger["labelled"] == 350
+    assert challenger["accuracy"] == pytest.approx(290 / 350)
+    assert challenger["latency_ms"]["mean"] == pytest.approx((300 * 12 + 50 * 52) / 350)
+    assert 50 <= challenger["latency_ms"]["p50"] <= 54  # the 50 newest only
+
+
+def test_the_sql_counts_are_the_same_on_sqlite_and_postgres(database):
+    start = datetime.now(UTC) - timedelta(minutes=1)
+    resolved = {
+        "control": {"name": "churn", "version": "1"},
+        "challenger": {"name": "churn", "version": "2"},
+    }
+    history = [Revision("churn-ab", 1, start, "alice", "apply", None, resolved, None, None)]
+    at = start + timedelta(seconds=1)
+    _log(database, "1", 40, 30, at=at, labelled=35)  # int labels
+    _log(database, "2", 40, 36, at=at, said="yes", wrong="no")  # string labels (JSON text)
+    result = build_report(database, parse_spec(ab()), history, min_labels=10)
+    rows = {v["variant"]: v for v in result["variants"]}
+    assert (rows["control"]["requests"], rows["control"]["labelled"]) == (40, 35)
+    assert rows["control"]["accuracy"] == pytest.approx(30 / 35)
+    assert rows["challenger"]["accuracy"] == pytest.approx(36 / 40)
+    assert rows["control"]["latency_ms"]["mean"] == pytest.approx(12.0)

@@ -3,8 +3,10 @@ losses recorded, and answered prediction calls left to the prediction log when a
 
 from __future__ import annotations
 
+import math
 import random
 import re
+import threading
 from datetime import UTC, datetime
 
 import httpx
@@ -14,8 +16,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from mloop.governance.audit import AuditEvent, AuditLog, audit_log
-from mloop.governance.audit_writer import AuditMiddleware, AuditWriter, Timestamps
+from mloop.governance.audit import AuditEvent, AuditLog, audit_log, entry
+from mloop.governance.audit_writer import (
+    AuditMiddleware,
+    AuditWriter,
+    Timestamps,
+    _call_entry,
+    _call_event,
+)
 from mloop.serving.server import ServerThread
 from tests.support import govkit
 
@@ -165,4 +173,56 @@ def test_api_calls_on_both_databases_verify_and_read_back(database):
             expected["input_sha256"] = digest
         assert row["detail"] == expected
     assert rows[2]["created_at"] == "2027-01-15T08:00:02.000000Z"  # rounded up
+    assert chain.verify().ok
+
+
+def test_call_rows_are_the_rows_of_the_general_path_and_odd_values_take_it(chain):
+    """The API-call shortcut stores what `AuditLog.append` would for the same event; values
+    the middleware never queues (NaN, str subclasses, lone surrogates) still verify."""
+
+    class Text(str):
+        pass
+
+    stamps = Timestamps()
+    plain = (1_800_000_000.25, "anonymous", "POST", "/predict", 200, 1.234, "::1", "ab", "r-1")
+    odd = [
+        (1_800_000_000.5, "a", "GET", "/x", 200, float("nan"), None, None, None),
+        (1_800_000_000.5, Text("a"), "GET", "/x", 200, 0.5, None, None, None),
+        (1_800_000_000.5, "a", "GET", "/\ud800", 200, 0.5, None, None, None),
+        (1_800_000_000.5, "a" * 300, "GET", "/" + "p" * 600, 200, 0.5, "c", None),
+    ]
+    for call in [plain, *odd]:
+        assert _call_entry(call, stamps) == entry(_call_event(call, stamps)), call
+    writer = AuditWriter(chain, batch=2)
+    storable = [plain, odd[0], odd[1], odd[3]]  # (no database stores a lone surrogate)
+    for call in storable:
+        writer.submit_call(call)
+    writer.close()
+    rows = list(chain.rows())
+    assert rows[0]["detail"]["request_id"] == "r-1"
+    assert math.isnan(rows[1]["detail"]["duration_ms"])  # written by json.dumps: NaN
+    assert len(rows[-1]["actor"]) == 128 and len(rows[-1]["target"]) == 512
+    assert writer.written == 4 and chain.verify().ok
+
+
+def test_a_burst_from_many_threads_lands_whole_in_submission_order(chain):
+    writer = AuditWriter(chain, batch=200, interval=0.01)
+
+    def submit(thread: int) -> None:
+        for i in range(500):
+            at = 1_800_000_000 + i * 0.001
+            writer.submit_call((at, f"t{thread}", "POST", f"/predict/{i}", 200, 0.5, None, "d"))
+
+    threads = [threading.Thread(target=submit, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    writer.close()
+    rows = list(chain.rows())
+    assert len(rows) == 2000 and writer.written == 2000 and writer.dropped == 0
+    assert [r["seq"] for r in rows] == list(range(1, 2001))
+    for n in range(4):  # each submitter's calls keep their order along the chain
+        mine = [r["target"] for r in rows if r["actor"] == f"t{n}"]
+        assert mine == [f"POST /predict/{i}" for i in range(500)]
     assert chain.verify().ok

@@ -79,3 +79,18 @@ def test_a_plain_sklearn_pipeline_with_a_sparse_encoder_is_identical():
     rows.loc[rows.index % 5 == 0, "plan"] = "enterprise"  # unseen at fit
     np.testing.assert_array_equal(compile_features(model[:-1])(rows), model[:-1].transform(rows))
     np.testing.assert_array_equal(native.proba_function(model)(rows), model.predict_proba(rows))
+
+
+def test_dates_read_without_pandas_give_the_same_parts_and_odd_dates_keep_transform():
+    model, spec = _fitted()
+    features = compile_features(model[:-1])
+    [date] = spec.date
+    X = _awkward(spec, 300)
+    X[date] = X[date].astype(object)
+    X.loc[X.index % 5 == 0, date] = "2024-02-29T23:59:59.5"  # a plain date-time
+    expected = model[:-1].transform(X)
+    np.testing.assert_array_equal(features(X), expected)
+    for odd in ("2024-01-01T10:00:00+05:00", "2024-02-30", "soon", "20240101"):
+        Y = X.copy()
+        Y.loc[3, date] = odd  # pandas' reading (a zone to UTC, NaN for a bad date)
+        np.testing.assert_array_equal(features(Y), model[:-1].transform(Y))

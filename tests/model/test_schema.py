@@ -141,6 +141,14 @@ def test_datetime_columns_parse_iso_dates_and_name_bad_ones():
         schema.to_frame([["2024-01-02", 1.0], ["yesterday", 2.0]])
 
 
+def test_dates_mixing_time_zones_in_one_request_are_refused_by_name():
+    """Each date alone parses; together pandas refuses them (a bare ValueError before)."""
+    schema = InputSchema([Feature("day", "datetime"), Feature("x", "double")])
+    rows = [["2024-01-02T10:00:00+01:00", 1.0], ["2024-01-03T10:00:00", 2.0]]
+    with pytest.raises(ValidationError, match=r"feature 'day': the dates mix time zones"):
+        schema.to_frame(rows)
+
+
 def test_float32_and_boolean_columns():
     schema = InputSchema([Feature("f", "float"), Feature("b", "boolean")])
     frame = schema.to_frame([[1.5, True], [2, False]])

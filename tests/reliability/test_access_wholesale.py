@@ -122,6 +122,59 @@ def test_every_protected_route_is_401_without_credentials_and_403_without_its_ro
     assert checked >= 40
 
 
+class _BodyCounter:
+    """The app, counting the request-body bytes it pulls from the client (ASGI `receive`)."""
+
+    def __init__(self, app) -> None:
+        self.app, self.state, self.read = app, app.state, 0
+
+    async def __call__(self, scope, receive, send) -> None:
+        async def counted():
+            message = await receive()
+            self.read += len(message.get("body", b""))
+            return message
+
+        await self.app(scope, counted if scope["type"] == "http" else receive, send)
+
+
+def test_every_protected_route_refuses_before_reading_the_body(trained_home):
+    """A malformed JSON body just under MLOOP_MAX_BODY_BYTES: 401 without credentials and 403
+    without the role (not 413 or 422), and not a byte of it read, on every route taking one.
+    With the role, a body over the limit is refused (413) before it is read too."""
+    limit = 1024 * 1024
+    settings = trained_home.settings.model_copy(
+        update={"auth": "on", "metrics_public": False, "max_body_bytes": limit}
+    )
+    keys = govkit.add_people(settings)
+    app = create_app("churn@production", settings, log_predictions=False)
+    counter = _BodyCounter(app)
+    near_limit = b"{" + b" " * (limit - 64) + b"not json"
+    json_header = {"content-type": "application/json"}
+    checked = 0
+    with in_process(counter) as http:
+
+        def post(method: str, path: str, body: bytes, key: str | None = None):
+            counter.read = 0
+            headers = {**json_header, **({"X-API-Key": key} if key else {})}
+            answer = http.request(method, _concrete(path), content=body, headers=headers)
+            return answer, counter.read
+
+        for method, path, role in _routes(app):
+            if method not in ("POST", "PUT", "PATCH") or role is Role.PUBLIC:
+                continue
+            anonymous, read = post(method, path, near_limit)
+            assert (anonymous.status_code, read) == (401, 0), (method, path, anonymous.text)
+            if role is not Role.VIEWER:
+                refused, read = post(method, path, near_limit, keys[_lacking(role)])
+                assert (refused.status_code, read) == (403, 0), (method, path, refused.text)
+            if path != "/predict/stream":  # a stream has no total limit: each line has one
+                over, read = post(method, path, near_limit + b" " * 128, keys["root"])
+                # 404: the route found no deployment `x` before it read the body
+                assert (over.status_code in (404, 413), read) == (True, 0), (method, path)
+            checked += 1
+    assert checked >= 20
+
+
 def test_keys_are_stored_as_sha256_only_and_compared_in_constant_time(secured):
     _, _, keys, settings = secured
     database = settings.database_url.removeprefix("sqlite:///")
@@ -154,6 +207,18 @@ def test_a_spent_rate_budget_is_429_with_retry_after(trained_home):
     assert int(limited.headers["retry-after"]) >= 1
     assert "rate limit exceeded for identity 'eve'" in limited.json()["detail"]
     assert limited.json()["request_id"] == limited.headers["x-request-id"]
+
+
+def test_a_route_checked_before_its_body_spends_one_token_per_call(trained_home):
+    """The role check that ran before the body is not run again by the route's dependency."""
+    settings = trained_home.settings.model_copy(
+        update={"auth": "on", "rate_limit": 0.01, "rate_limit_burst": 2}
+    )
+    keys = govkit.add_people(settings)
+    reject = {"json": {"reason": "why"}, "headers": {"X-API-Key": keys["carol"]}}
+    with in_process(create_app("churn@production", settings, log_predictions=False)) as http:
+        answers = [http.post("/approvals/x/reject", **reject).status_code for _ in range(3)]
+    assert answers == [404, 404, 429]  # no request `x`: two calls answered, the third limited
 
 
 @pytest.mark.parametrize(

@@ -22,8 +22,16 @@ CASES = Path(__file__).with_name("fuzz_cases.py")
 
 def test_the_whole_api_fuzzed_in_a_fresh_interpreter(tmp_path):
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", str(CASES), "-q", "-p", "no:cacheprovider",
-         f"--basetemp={tmp_path / 'fuzz'}"],  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            str(CASES),
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            f"--basetemp={tmp_path / 'fuzz'}",
+        ],  # fmt: skip
         cwd=CASES.parents[2],
         capture_output=True,
         text=True,

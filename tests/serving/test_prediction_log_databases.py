@@ -15,6 +15,7 @@ from mloop.monitoring.prediction_log import (
     _COLUMNS,
     PredictionBatch,
     PredictionLogWriter,
+    canonical_json,
     input_digest,
 )
 from mloop.store import PredictionRecord
@@ -139,3 +140,28 @@ def test_rows_are_stored_exactly_as_sqlalchemy_core_stored_them(database, log_in
 
 def _same(a, b) -> bool:
     return (a != a and b != b) or (a == b and type(a) is type(b))
+
+
+def test_repeated_labels_keep_their_own_json_type(database):
+    """Labels' JSON is written once per label and call: 1, True and "1" stay apart."""
+    labels = [1, True, "1", 1.5, np.int64(1), False, 0, "1", True, 1, None, [1, 2]] * 3
+    batch = PredictionBatch(
+        model_name="m",
+        model_version="1",
+        created_at=datetime.now(UTC),
+        ids=[f"p{i:02d}" for i in range(len(labels))],
+        rows=[{"a": float(i)} for i in range(len(labels))],
+        predictions=labels,
+        probabilities=[None] * len(labels),
+        latency_ms=0.5,
+    )
+    with PredictionLogWriter(database) as writer:
+        texts = [record[_COLUMNS.index("prediction")] for record in writer._records([batch])]
+        assert texts == [canonical_json(label).decode() for label in labels]
+        assert writer.submit(batch)
+        writer.flush()
+    with database.session() as session:
+        query = select(PredictionRecord).order_by(PredictionRecord.id)
+        stored = [r.prediction for r in session.scalars(query)]
+    expected = [1, True, "1", 1.5, 1, False, 0, "1", True, 1, None, [1, 2]] * 3
+    assert [(type(v), v) for v in stored] == [(type(v), v) for v in expected]

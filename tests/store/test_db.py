@@ -104,3 +104,38 @@ def test_unreachable_database_is_service_unavailable():
     db = Database("postgresql://nobody@127.0.0.1:1/none?connect_timeout=2")
     with pytest.raises(ServiceUnavailableError, match="cannot migrate"):
         db.migrate()
+
+
+def test_json_columns_read_what_python_writes(database_url):
+    """orjson reads the JSON columns; what it refuses and Python's json writes (NaN,
+    integers beyond 64 bits) still reads back through json.loads."""
+    db = Database(database_url)
+    db.migrate()
+    values = {"plain": {"age": 41, "tags": ["a", None]}, "big": {"n": 2**70}}
+    with db.session() as session:
+        for key, features in values.items():
+            session.add(
+                PredictionRecord(
+                    id=key,
+                    model_name="churn",
+                    model_version="1",
+                    input_sha256="0" * 64,
+                    features=features,
+                    prediction=[0.5, 1.5],
+                    latency_ms=1.0,
+                )
+            )
+    with db.session() as session:
+        for key, features in values.items():
+            row = session.get(PredictionRecord, key)
+            assert row.features == features
+            assert row.prediction == [0.5, 1.5]
+    db.dispose()
+
+
+def test_read_json_falls_back_for_nan():
+    from mloop.store.db import read_json
+
+    value = read_json('{"x": NaN, "y": 1}')
+    assert value["y"] == 1 and value["x"] != value["x"]  # NaN is not equal to itself
+    assert read_json(b'{"a": [1, 2]}') == {"a": [1, 2]}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import socketserver
+import ssl
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -53,11 +54,15 @@ def predict_ids(http: httpx.Client, rows: list[dict]) -> list[str]:
 
 
 class WebhookReceiver:
-    """A real HTTP server that keeps every JSON body POSTed to it."""
+    """A real HTTP server that keeps every JSON body POSTed to it (and each `Host` header).
 
-    def __init__(self, status: int = 200) -> None:
+    `tls`: a server-side SSLContext; the receiver then speaks https on the same port."""
+
+    def __init__(self, status: int = 200, tls: ssl.SSLContext | None = None) -> None:
         received: list[bytes] = []
+        hosts: list[str] = []
         self.received = received
+        self.hosts = hosts
         self.status = status
         owner = self
 
@@ -65,6 +70,7 @@ class WebhookReceiver:
             def do_POST(self) -> None:  # noqa: N802 (http.server's API)
                 length = int(self.headers.get("content-length", 0))
                 received.append(self.rfile.read(length))
+                hosts.append(self.headers.get("host", ""))
                 self.send_response(owner.status)
                 self.end_headers()
 
@@ -72,7 +78,11 @@ class WebhookReceiver:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
+        self.port = self.server.server_address[1]
+        scheme = "https" if tls is not None else "http"
+        self.url = f"{scheme}://127.0.0.1:{self.port}/hook"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def __enter__(self) -> WebhookReceiver:

@@ -114,7 +114,7 @@ def serve(
     poll = settings.model_poll_seconds  # hot swaps: served aliases are followed
     every = f"checked every {poll:g}s" if poll > 0 else "polling off (MLOOP_MODEL_POLL_SECONDS)"
     console.print(f"  aliases    {every}; POST {url}/models/refresh swaps now", highlight=False)
-    from mloop.security.auth import auth_enabled  # lazy: with the server stack, see above
+    from mloop.security.mode import auth_enabled  # lazy: see above (not security.auth's stack)
 
     console.print(f"  auth       {'on' if auth_enabled(settings) else 'off'} (MLOOP_AUTH)")
     console.print(f"  predictions log to {database.safe_url}", highlight=False)

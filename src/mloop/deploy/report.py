@@ -3,9 +3,15 @@
 Predictions are attributed to variants by version: each revision in the deployment's history
 recorded which version every variant's reference resolved to, and a logged prediction made
 while that revision was current, by that version, belongs to that variant. Labels come from
-the monitoring feedback table (joined on prediction id). Accuracy gets a Wilson 95% interval,
-and each treatment is compared with the control (the primary variant) by a two-proportion
-z-test; the report ends with a plain recommendation: promote, keep, or not yet significant.
+the monitoring feedback table, which copies each labelled prediction's version, time and
+answer. Accuracy gets a Wilson 95% interval, and each treatment is compared with the control
+(the primary variant) by a two-proportion z-test; the report ends with a plain
+recommendation: promote, keep, or not yet significant.
+
+The counts (requests, labelled, correct, latency sum) are aggregates computed in SQL, so a
+report reads a few rows per variant however long the log: the significance is exact. The
+latency p50/p95 come from the newest LATENCY_SAMPLE predictions of each variant (a bounded
+read); the mean is over all of them.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from typing import Any
 
 import numpy as np
 from scipy.stats import norm
-from sqlalchemy import select
+from sqlalchemy import Text, case, cast, func, select
 
 from mloop.deploy.records import Revision
 from mloop.deploy.spec import DeploymentSpec
@@ -26,6 +32,7 @@ from mloop.store.models import PredictionRecord
 from mloop.store.monitoring import FeedbackRecord
 
 ALPHA = 0.05
+LATENCY_SAMPLE = 10_000  # latency quantiles from at most this many newest predictions
 Z95 = 1.959963984540054
 
 
@@ -35,7 +42,8 @@ class VariantStats:
     versions: list[str] = field(default_factory=list)
     requests: int = 0
     errors: int | None = None  # only a live server counts failed requests
-    latencies: list[float] = field(default_factory=list)
+    latency_sum: float = 0.0  # over every request
+    latencies: list[float] = field(default_factory=list)  # the newest LATENCY_SAMPLE
     labelled: int = 0
     correct: int = 0
 
@@ -47,7 +55,7 @@ class VariantStats:
             "requests": self.requests,
             "errors": self.errors,
             "latency_ms": {
-                "mean": _mean(self.latencies),
+                "mean": self.latency_sum / self.requests if self.requests else None,
                 "p50": _quantile(self.latencies, 0.5),
                 "p95": _quantile(self.latencies, 0.95),
             },
@@ -90,14 +98,16 @@ def build_report(
 ) -> dict[str, Any]:
     """The report as a JSON-ready dict (see module docstring)."""
     stats = {v.name: VariantStats(v.name) for v in spec.variants}
-    for start, end, resolved in _windows(history):
-        for variant, model in resolved.items():
-            if variant not in stats:
-                stats[variant] = VariantStats(variant)
-            version = str(model.get("version"))
-            if version not in stats[variant].versions:
-                stats[variant].versions.append(version)
-            _collect(database, stats[variant], model["name"], version, start, end)
+    for variant, spans in _spans(history).items():
+        found = stats.setdefault(variant, VariantStats(variant))
+        for _, version, _, _ in spans:
+            if version not in found.versions:
+                found.versions.append(version)
+        with database.session() as session:
+            for span in spans:
+                _count(session, found, *span)
+            for span in reversed(spans):  # the newest first, until the sample is full
+                _sample(session, found, *span)
     for variant, counts in (live or {}).items():
         if variant in stats and "errors" in counts:
             stats[variant].errors = int(counts["errors"])
@@ -128,32 +138,70 @@ def _windows(history: list[Revision]) -> list[tuple[datetime, datetime | None, d
     return out
 
 
-def _collect(
-    database: Database,
-    stats: VariantStats,
-    model: str,
-    version: str,
-    start: datetime,
-    end: datetime | None,
-) -> None:
-    query = (
-        select(PredictionRecord.latency_ms, PredictionRecord.prediction, FeedbackRecord.actual)
-        .outerjoin(FeedbackRecord, FeedbackRecord.prediction_id == PredictionRecord.id)
-        .where(
-            PredictionRecord.model_name == model,
-            PredictionRecord.model_version == version,
-            PredictionRecord.created_at >= start,
-        )
-    )
+Span = tuple[str, str, datetime, datetime | None]  # model, version, from, until
+
+
+def _spans(history: list[Revision]) -> dict[str, list[Span]]:
+    """Per variant, the time ranges a (model, version) answered for it, oldest first; the
+    consecutive revisions that kept a variant's version (a canary's steps) make one range."""
+    out: dict[str, list[Span]] = {}
+    for start, end, resolved in _windows(history):
+        for variant, model in resolved.items():
+            spans = out.setdefault(variant, [])
+            key = (model["name"], str(model.get("version")))
+            if spans and spans[-1][:2] == key and spans[-1][3] == start:
+                spans[-1] = (*key, spans[-1][2], end)
+            else:
+                spans.append((*key, start, end))
+    return out
+
+
+def _where(
+    table: Any, at: Any, model: str, version: str, start: datetime, end: datetime | None
+) -> list[Any]:
+    conditions = [table.model_name == model, table.model_version == version, at >= start]
     if end is not None:
-        query = query.where(PredictionRecord.created_at < end)
-    with database.session() as session:
-        for latency, prediction, actual in session.execute(query):
-            stats.requests += 1
-            stats.latencies.append(float(latency))
-            if actual is not None:
-                stats.labelled += 1
-                stats.correct += int(str(actual) == str(prediction))
+        conditions.append(at < end)
+    return conditions
+
+
+def _count(
+    session: Any, stats: VariantStats, model: str, version: str, start: datetime, end: Any
+) -> None:
+    """Requests, latency sum, labels and correct answers of one span: two aggregate rows.
+
+    Labels are counted from the feedback table alone (it copies the prediction's version,
+    time and answer, so no join); a label is correct when its JSON equals the prediction's,
+    compared as text so it works on PostgreSQL's `json` too (`/feedback` stores a label in
+    the type the model predicts).
+    """
+    latency_sum = func.coalesce(func.sum(PredictionRecord.latency_ms), 0.0)
+    logged = _where(PredictionRecord, PredictionRecord.created_at, model, version, start, end)
+    requests, latency = session.execute(select(func.count(), latency_sum).where(*logged)).one()
+    same = cast(FeedbackRecord.actual, Text) == cast(FeedbackRecord.prediction, Text)
+    correct = func.coalesce(func.sum(case((same, 1), else_=0)), 0)
+    labels = _where(FeedbackRecord, FeedbackRecord.predicted_at, model, version, start, end)
+    labelled, right = session.execute(select(func.count(), correct).where(*labels)).one()
+    stats.requests += int(requests)
+    stats.latency_sum += float(latency)
+    stats.labelled += int(labelled)
+    stats.correct += int(right)
+
+
+def _sample(
+    session: Any, stats: VariantStats, model: str, version: str, start: datetime, end: Any
+) -> None:
+    """The newest latencies of one span, while the variant's sample has room."""
+    room = LATENCY_SAMPLE - len(stats.latencies)
+    if room <= 0:
+        return
+    query = (
+        select(PredictionRecord.latency_ms)
+        .where(*_where(PredictionRecord, PredictionRecord.created_at, model, version, start, end))
+        .order_by(PredictionRecord.created_at.desc())
+        .limit(room)
+    )
+    stats.latencies.extend(float(latency) for (latency,) in session.execute(query))
 
 
 def _compare(control: VariantStats, other: VariantStats, min_labels: int) -> dict[str, Any]:
@@ -198,10 +246,6 @@ def _overall(comparisons: list[dict[str, Any]]) -> dict[str, str]:
         return {"verdict": f"keep {comparisons[0]['control']}", "why": comparisons[0]["why"]}
     pending = next(c for c in comparisons if c["verdict"] == "not yet significant")
     return {"verdict": "not yet significant", "why": pending["why"]}
-
-
-def _mean(values: list[float]) -> float | None:
-    return sum(values) / len(values) if values else None
 
 
 def _quantile(values: list[float], q: float) -> float | None:

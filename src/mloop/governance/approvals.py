@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mloop.errors import (
@@ -179,6 +179,30 @@ class ApprovalService:
                 query = query.where(ApprovalRequestRow.model_name == model)
             rows = session.scalars(query).all()
             return [self._load(session, row.id) for row in rows]
+
+    def page(
+        self, *, pending: bool, offset: int = 0, limit: int = 25
+    ) -> tuple[list[ApprovalRequest], int]:
+        """One page of the pending requests (oldest first) or of the closed ones (newest
+        first), and how many there are in all: a bounded read however long the history."""
+        where = (
+            ApprovalRequestRow.status == PENDING
+            if pending
+            else ApprovalRequestRow.status != PENDING
+        )
+        order = ApprovalRequestRow.id.asc() if pending else ApprovalRequestRow.id.desc()
+        with self.database.session() as session:
+            total = session.scalar(
+                select(func.count()).select_from(ApprovalRequestRow).where(where)
+            )
+            query = select(ApprovalRequestRow).where(where).order_by(order)
+            rows = session.scalars(query.offset(max(0, offset)).limit(max(0, limit))).all()
+            actions: dict[int, list[ApprovalActionRow]] = {row.id: [] for row in rows}
+            if rows:
+                found = select(ApprovalActionRow).where(ApprovalActionRow.request_id.in_(actions))
+                for action in session.scalars(found):
+                    actions[action.request_id].append(action)
+            return [_record(row, actions[row.id]) for row in rows], total or 0
 
     def for_version(self, name: str, version: str) -> list[ApprovalRequest]:
         return [r for r in self.list(model=name) if r.version == str(version)]

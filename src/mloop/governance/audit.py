@@ -120,16 +120,42 @@ def _mac_content(*fields: Any) -> bytes:
 _keyed: dict[bytes, Any] = {}
 
 
+def _keyed_hmac(secret: bytes) -> Any:
+    """HMAC-SHA256 keyed with `secret`, to be copied per row (the key schedule runs once).
+
+    The OpenSSL object inside `hmac.HMAC` when there is one: its `copy()` is one C call, about
+    a quarter cheaper per row than the Python wrapper's (same digest: the same object).
+    """
+    keyed = _keyed.get(secret)
+    if keyed is None:
+        wrapper = hmac.new(secret, digestmod=hashlib.sha256)
+        inner = getattr(wrapper, "_hmac", None)
+        keyed = _keyed[secret] = inner if hasattr(inner, "copy") else wrapper
+    return keyed
+
+
 def _mac(
     secret: bytes, prev: str, created_at: str, actor: str, action: str, target: str, detail: str
 ) -> str:
     """HMAC-SHA256 over the previous MAC and the row's content, as hex."""
-    keyed = _keyed.get(secret)
-    if keyed is None:  # the key schedule once per secret, copied per row
-        keyed = _keyed[secret] = hmac.new(secret, digestmod=hashlib.sha256)
-    mac = keyed.copy()
+    mac = _keyed_hmac(secret).copy()
     mac.update(_mac_content(prev, created_at, actor, action, target, detail))
     return mac.hexdigest()
+
+
+# A row before it is chained: (created_at, actor, action, target, detail as stored text).
+Entry = tuple[str, str, str, str, str]
+
+
+def entry(event: AuditEvent) -> Entry:
+    """The stored fields of an event: actor and target cut to their columns, detail as text."""
+    return (
+        event.created_at,
+        str(event.actor)[:128],
+        event.action,
+        str(event.target)[:512],
+        _detail_text(event.detail),
+    )
 
 
 _COLUMNS = ("seq", "created_at", "actor", "action", "target", "detail", "prev_mac", "mac")
@@ -151,24 +177,29 @@ class AuditLog:
 
     def append(self, events: list[AuditEvent]) -> list[int]:
         """Append events in order, in one transaction holding the chain lock."""
-        if not events:
+        return self.append_entries([entry(event) for event in events])
+
+    def append_entries(self, entries: list[Entry]) -> list[int]:
+        """Append rows already in their stored form (`entry`), in order, in one transaction
+        holding the chain lock; returns their sequence numbers."""
+        if not entries:
             return []
         try:
             with self.database.engine.connect() as conn:
                 head = self._lock_head(conn)
                 seq, prev = head.seq, head.mac or GENESIS
-                rows, numbers = [], []
-                secret = self._secret
-                for event in events:
+                first = seq + 1
+                rows = []
+                append = rows.append
+                keyed = _keyed_hmac(self._secret)
+                content = _mac_content
+                for created_at, actor, action, target, detail in entries:
                     seq += 1
-                    created_at, action = event.created_at, event.action
-                    detail = _detail_text(event.detail)
-                    target = str(event.target)[:512]
-                    actor = str(event.actor)[:128]
-                    mac = _mac(secret, prev, created_at, actor, action, target, detail)
-                    rows.append((seq, created_at, actor, action, target, detail, prev, mac))
-                    numbers.append(seq)
-                    prev = mac
+                    mac = keyed.copy()
+                    mac.update(content(prev, created_at, actor, action, target, detail))
+                    signed = mac.hexdigest()
+                    append((seq, created_at, actor, action, target, detail, prev, signed))
+                    prev = signed
                 _INSERT(conn, rows)
                 conn.execute(
                     update(AuditHeadRow).where(AuditHeadRow.id == 1).values(seq=seq, mac=prev)
@@ -178,7 +209,7 @@ class AuditLog:
             raise ServiceUnavailableError(
                 f"cannot write to the audit trail in {self.database.safe_url}: {exc}"
             ) from exc
-        return numbers
+        return list(range(first, seq + 1))
 
     def _lock_head(self, conn: Connection) -> Any:
         """Start the transaction holding the chain lock and return the head row."""

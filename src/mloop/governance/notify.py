@@ -1,8 +1,9 @@
 """Approval notifications: a JSON POST to `MLOOP_APPROVAL_WEBHOOK_URL` per event.
 
 Sent synchronously with a short timeout, only to hosts `MLOOP_WEBHOOK_ALLOW` lets the server
-call (`security.egress`); a failed or refused delivery is logged (host only: the URL may carry a
-token) and audited, but never undoes the approval action that triggered it.
+call, connecting to the address that was checked (`security.egress`); a failed or refused
+delivery is logged (host only: the URL may carry a token) and audited, but never undoes
+the approval action that triggered it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from mloop.errors import ValidationError
-from mloop.security.egress import check_target
+from mloop.security.egress import post_json
 from mloop.settings import Settings
 
 log = logging.getLogger("mloop.governance")
@@ -29,8 +30,8 @@ def notify(settings: Settings, audit: Any, event: str, request: Any) -> bool:
 
     body = {"event": event, "request": request.to_dict()}
     try:
-        check_target(url, settings.webhook_allow)  # MLOOP_WEBHOOK_ALLOW, as for alert webhooks
-        response = httpx.post(url, json=body, timeout=TIMEOUT_SECONDS, follow_redirects=False)
+        # MLOOP_WEBHOOK_ALLOW, as for alert webhooks; sent to the checked address, no redirects
+        response = post_json(url, settings.webhook_allow, body, timeout=TIMEOUT_SECONDS)
         ok = response.is_success
         problem = f"HTTP {response.status_code}"
     except ValidationError as exc:

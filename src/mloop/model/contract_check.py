@@ -7,12 +7,16 @@ and a batch file's chunk (`table.check_chunk`). Per-row Python work only happens
 that break a rule, to word the reason. A rule with policy `reject` refuses the row (a 422 over
 HTTP, the rejects file in batch scoring); `count` accepts it and flags it (`Flags`: counted in
 `mloop_feature_out_of_range_total`, written on the prediction log).
+
+`check_lists` is the same check on a few rows' validated values as Python lists (what
+`InputSchema` keeps for a one-row request): plain comparisons and set lookups, no numpy or
+pandas call per rule, the same violations and messages.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,7 +90,51 @@ class ContractCheck:
     def check(self, arrays: Sequence[Any], row_offset: int = 0) -> Flags | None:
         """Raise ValidationError (422) at the first row breaking a `reject` rule; the flags of
         rows breaking `count` rules otherwise (None when every row keeps every rule)."""
-        outcome = self.outcome(arrays)
+        return self._verdict(self.outcome(arrays), row_offset)
+
+    def plain(self, texts: Sequence[bool]) -> bool:
+        """Whether `check_lists` checks these columns (`texts`: per column, whether it holds
+        strings): every `allowed` rule is on a text column (numpy decides the others)."""
+        return all(item.allowed is None or texts[item.index] for item in self.rules)
+
+    def check_lists(
+        self,
+        columns: Sequence[list[Any]],
+        numbers: Sequence[Callable[[list[Any]], list[Any]] | None],
+        row_offset: int = 0,
+    ) -> Flags | None:
+        """`check` on validated values as one Python list per column (nulls as None).
+
+        `numbers`: per column, a function giving a number column's values as its typed array
+        would hold them (`array.tolist()`: NaN for nulls), None for the other columns; ranges
+        apply to number columns only, as in `check`.
+        """
+        rows = len(columns[0]) if columns else 0
+        found: list[tuple[_Compiled, list[int], list[Any], str, Any]] = []
+        for item in self.rules:
+            values = columns[item.index]
+            rule = item.rule
+            number = numbers[item.index]
+            if number is not None and (rule.min is not None or rule.max is not None):
+                items = number(values)
+                floats = [float(x) for x in items]  # NaN compares false: nulls never break
+                if rule.min is not None:
+                    where = [i for i, x in enumerate(floats) if x < rule.min]
+                    if where:
+                        found.append((item, where, [items[i] for i in where], "min", rule.min))
+                if rule.max is not None:
+                    where = [i for i, x in enumerate(floats) if x > rule.max]
+                    if where:
+                        found.append((item, where, [items[i] for i in where], "max", rule.max))
+            if item.allowed is not None:
+                text = item.allowed_text
+                where = [i for i, v in enumerate(values) if v is not None and v not in text]
+                if where:
+                    shown = [values[i] for i in where]
+                    found.append((item, where, shown, "allowed", item.allowed))
+        return self._verdict(self._collect(rows, found), row_offset)
+
+    def _verdict(self, outcome: Outcome, row_offset: int) -> Flags | None:
         if outcome.violations:
             first = outcome.violations[0]
             raise ValidationError(
@@ -98,11 +146,7 @@ class ContractCheck:
     def outcome(self, arrays: Sequence[Any], skip: np.ndarray | None = None) -> Outcome:
         """Check every rule on the columns (`skip`: rows already refused, not looked at)."""
         rows = len(arrays[0]) if arrays else 0
-        rejected: np.ndarray | None = None
-        reasons: np.ndarray | None = None
-        flag_reasons: np.ndarray | None = None
-        counts: Counter[str] = Counter()
-        firsts: dict[int, Violation] = {}
+        found: list[tuple[_Compiled, list[int], list[Any], str, Any]] = []
         for item in self.rules:
             values = arrays[item.index]
             for mask, kind, bound in _breaks(item, values):
@@ -111,28 +155,41 @@ class ContractCheck:
                 if not mask.any():
                     continue
                 where = np.flatnonzero(mask)
-                shown = _values(values, where)
-                found = [
-                    Violation(item.rule.name, int(r), v, kind, bound, item.policy)  # type: ignore[arg-type]
-                    for r, v in zip(where, shown, strict=True)
-                ]
-                if item.policy == REJECT:
-                    if rejected is None:
-                        rejected = np.zeros(rows, dtype=bool)
-                        reasons = np.full(rows, None, dtype=object)
-                    for violation in found:
-                        if not rejected[violation.row]:
-                            reasons[violation.row] = violation.message()  # type: ignore[index]
-                            firsts[violation.row] = violation
-                    rejected |= mask
-                else:
-                    if flag_reasons is None:
-                        flag_reasons = np.full(rows, None, dtype=object)
-                    counts[item.rule.name] += len(where)
-                    for violation in found:
-                        old = flag_reasons[violation.row]
-                        text = violation.message()
-                        flag_reasons[violation.row] = text if old is None else f"{old}; {text}"
+                found.append((item, where.tolist(), _values(values, where), kind, bound))
+        return self._collect(rows, found)
+
+    @staticmethod
+    def _collect(
+        rows: int, found: list[tuple[_Compiled, list[int], list[Any], str, Any]]
+    ) -> Outcome:
+        """The outcome of the broken rules, in rule order: (rule, rows, values, kind, bound)."""
+        rejected: np.ndarray | None = None
+        reasons: np.ndarray | None = None
+        flag_reasons: np.ndarray | None = None
+        counts: Counter[str] = Counter()
+        firsts: dict[int, Violation] = {}
+        for item, where, shown, kind, bound in found:
+            violations = [
+                Violation(item.rule.name, r, v, kind, bound, item.policy)  # type: ignore[arg-type]
+                for r, v in zip(where, shown, strict=True)
+            ]
+            if item.policy == REJECT:
+                if rejected is None:
+                    rejected = np.zeros(rows, dtype=bool)
+                    reasons = np.full(rows, None, dtype=object)
+                for violation in violations:
+                    if not rejected[violation.row]:
+                        reasons[violation.row] = violation.message()  # type: ignore[index]
+                        firsts[violation.row] = violation
+                rejected[where] = True
+            else:
+                if flag_reasons is None:
+                    flag_reasons = np.full(rows, None, dtype=object)
+                counts[item.rule.name] += len(where)
+                for violation in violations:
+                    old = flag_reasons[violation.row]
+                    text = violation.message()
+                    flag_reasons[violation.row] = text if old is None else f"{old}; {text}"
         flags = Flags(flag_reasons, counts) if flag_reasons is not None else None
         violations = [firsts[r] for r in sorted(firsts)]
         return Outcome(rejected, reasons, flags, violations)

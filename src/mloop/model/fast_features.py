@@ -7,13 +7,17 @@ path that is paid once per batch and is most of a churn model's call. `compile_f
 returns a function doing the same arithmetic on the batch frame's columns with numpy (impute
 with the fitted statistics, clip, scale, one-hot by a dict of the fitted categories), so the
 matrix is identical, element for element, to `transform`'s (a test proves it on rows with
-missing values and categories unseen at fit). Steps it does not know (and date columns, whose
-parsing is pandas' own) run through their own `transform`; a transformer it cannot compile
-at all gives None and the caller keeps `transform`.
+missing values and categories unseen at fit). Date columns (`DateParts` and its imputer) are
+read with `datetime.fromisoformat` when every value is a plain ISO 8601 date without a zone
+(what a request sends), else by the step's own `transform` (pandas). Steps it does not know
+run through their own `transform`; a transformer it cannot compile at all gives None and the
+caller keeps `transform`.
 """
 
 from __future__ import annotations
 
+import datetime
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -79,6 +83,8 @@ def _compile_step(step: Any) -> Block:
         return lambda frame: _numeric(frame, steps, step)
     if _categorical_steps(steps):
         return lambda frame: _categorical(frame, steps)
+    if _date_steps(steps):
+        return lambda frame: _dates(frame, steps, step)
     return lambda frame: _dense(step.transform(frame))
 
 
@@ -185,3 +191,59 @@ def _categorical(frame: pd.DataFrame, steps: list[Any]) -> np.ndarray:
                 out[i, offset + j] = 1.0
         offset += width
     return out
+
+
+def _date_steps(steps: list[Any]) -> bool:
+    """DateParts, then a numeric imputer (`_numeric_step`) filling the parts left missing."""
+    # lazy: sklearn +1.0 s to import (batch-predict, model loads); only sklearn models need it
+    from sklearn.impute import SimpleImputer
+
+    from mloop.features.transformers import DateParts
+
+    return (
+        len(steps) == 2
+        and type(steps[0]) is DateParts
+        and type(steps[1]) is SimpleImputer
+        and _numeric_step(steps[1])
+    )
+
+
+_NAN_PARTS = (math.nan,) * 6
+
+
+def _dates(frame: pd.DataFrame, steps: list[Any], fallback: Any) -> np.ndarray:
+    """DateParts' six parts per date column (year, month, day, day of week, quarter, weekend),
+    then the imputer's fill; through `fallback.transform` unless every value is missing or a
+    plain ISO 8601 text (`schema._plain_date`: the same wall-clock time pandas reads)."""
+    from mloop.model.schema import _plain_date
+
+    parts, impute = steps
+    if list(frame.columns) != list(parts.columns_):
+        return _dense(fallback.transform(frame))
+    rows = []
+    for _, col in frame.items():
+        if col.dtype.kind == "M":
+            return _dense(fallback.transform(frame))
+        values = col.to_numpy(dtype=object)
+        missing = pd.isna(values)
+        column = []
+        for value, absent in zip(values.tolist(), missing.tolist(), strict=True):
+            if absent:
+                column.append(_NAN_PARTS)
+                continue
+            if type(value) is not str or not _plain_date(value):
+                return _dense(fallback.transform(frame))
+            day = datetime.datetime.fromisoformat(value)
+            dow = day.weekday()
+            column.append(
+                (day.year, day.month, day.day, dow, (day.month - 1) // 3 + 1, float(dow >= 5))
+            )
+        rows.append(column)
+    X = np.array(
+        [[v for column in rows for v in column[i]] for i in range(len(frame))],
+        dtype=np.float64,
+    ).reshape(len(frame), 6 * len(rows))
+    missing = np.isnan(X)
+    if missing.any():
+        X[missing] = np.broadcast_to(impute.statistics_, X.shape)[missing]
+    return X

@@ -8,6 +8,13 @@ in signature order. Validation runs per column over the
 whole batch (one `set(map(type, values))` and one numpy conversion per column); per-value Python
 work only happens on the error path, to name the first offending row.
 
+A request of a few rows (`_PLAIN_ROWS`, e.g. one `/predict` row) is checked value by value in
+plain Python instead (`_plain_rows`: type checks, `datetime.fromisoformat` for dates), since a
+numpy or pandas call per column costs more than the row itself; its typed arrays are built
+once per model call for the whole batch (`frame`, in the model thread). Anything unusual there
+(a null where refused, a wrong type, NaN, a date that is not plain ISO 8601) falls back to the
+column-wise path, so accepted rows, their dtypes and every error message stay the same.
+
 Nulls: MLflow 3.17's `infer_signature` marks a column `required: false` when the training
 frame held NaN/None in it, and `required: true` otherwise. A JSON `null` is accepted only for
 columns marked optional (it becomes NaN for numbers, a missing value for strings and dates);
@@ -21,8 +28,12 @@ NaN and +/-Infinity are never accepted as values (JSON has no such tokens; a mis
 from __future__ import annotations
 
 import copy
+import datetime
+import itertools
 import math
-from collections.abc import Sequence
+import re
+import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -58,6 +69,15 @@ _TENSOR_TYPES: dict[str, dict[int, str]] = {
 }
 _PLAIN_NUMBERS = frozenset({float, int})  # not bool: True is not a number here
 _INT_BOUNDS = {np.int64: (-(2**63), 2**63 - 1), np.int32: (-(2**31), 2**31 - 1)}
+# Up to this many rows a request is validated value by value (`_plain_rows`): below it the
+# fixed cost of a numpy or pandas call per column is most of a request's validation.
+_PLAIN_ROWS = 16
+# Dates the plain path accepts itself (pandas' ISO 8601 parser accepts them all): a calendar
+# date with an optional time of day, no time zone (a batch mixing zones is pandas' to judge).
+_PLAIN_DATE = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?)?"
+)
+_HUGE = 2**1023  # a larger int in a float column is the column-wise path's to refuse
 
 
 @dataclass(frozen=True)
@@ -107,6 +127,12 @@ class InputSchema:
         )
         self._index = pd.Index(self.names)  # built once: frames share the immutable index
         self._required = all(f.required for f in self.features)
+        # Per column, the plain-Python acceptance test of `_plain_rows` (None: no plain path,
+        # for the pandas-parsed datetime type), and the float a contract's range compares.
+        checks = [_plain_check(f) for f in self.features]
+        self._checks = tuple(checks) if all(c is not None for c in checks) else None
+        self._numbers = tuple(_number_of(f) for f in self.features)
+        self._texts = tuple(_KINDS[f.type][0] == _STRING for f in self.features)
         # The tensor's shape (e.g. (-1, 4)) when the model takes one numpy array, else None.
         self.tensor = tensor
         # The model's features.yaml rules (`model.contract_check`), checked by `validate`.
@@ -219,6 +245,17 @@ class InputSchema:
             fast = self._float_rows(rows)
             if fast is not None:
                 return self._contract(fast, row_offset)
+        elif self._checks is not None and len(rows) <= _PLAIN_ROWS:
+            plain = self._plain_rows(rows)
+            if plain is not None:
+                return self._contract_plain(plain, row_offset)
+        return self.validate_columns(rows, row_offset=row_offset)
+
+    def validate_columns(self, rows: Sequence[Any], *, row_offset: int = 0) -> Columns:
+        """`validate` column by column (numpy per column): any size, and the error path that
+        names the first problem; small requests reach it only when something is unusual."""
+        if not isinstance(rows, list | tuple):
+            raise ValidationError("rows must be a list of objects or arrays")
         columns = self._columns(rows, row_offset)
         arrays = [
             _convert(feature, columns[i], row_offset) for i, feature in enumerate(self.features)
@@ -231,6 +268,16 @@ class InputSchema:
             part.flags = self.contract_check.check(part.arrays, row_offset)
         return part
 
+    def _contract_plain(self, part: Columns, row_offset: int) -> Columns:
+        """`_contract` on a plain part, on its Python values when the rules allow it."""
+        check = self.contract_check
+        if check is None:
+            return part
+        if check.plain(self._texts):
+            part.flags = check.check_lists(part.lists, self._numbers, row_offset)  # type: ignore[arg-type]
+            return part
+        return self._contract(part, row_offset)
+
     def frame(self, parts: Sequence[Columns]) -> pd.DataFrame:
         """One DataFrame from validated parts, in order (the rows of every part, stacked).
 
@@ -241,7 +288,12 @@ class InputSchema:
             matrices = [p.matrix if p.matrix is not None else _stack(p.arrays) for p in parts]
             matrix = matrices[0] if len(matrices) == 1 else np.concatenate(matrices)
             return pd.DataFrame(matrix, columns=self._index, copy=False)
-        if len(parts) == 1:
+        lists = [p.lists for p in parts]
+        if all(part is not None for part in lists):  # plain parts: one array a column, here
+            chain = itertools.chain.from_iterable
+            width = len(self.features)
+            arrays = self._typed([list(chain(part[i] for part in lists)) for i in range(width)])  # type: ignore[index]
+        elif len(parts) == 1:
             arrays = parts[0].arrays
         else:
             arrays = [_concat([p.arrays[i] for p in parts]) for i in range(len(self.features))]
@@ -292,6 +344,35 @@ class InputSchema:
             return None
         return Columns(None, len(rows), array)
 
+    def _plain_rows(self, rows: Sequence[Any]) -> Columns | None:
+        """A few rows checked value by value; None at anything unusual (a wrong type, a null
+        refused, NaN, a missing or extra key...): `validate_columns` then names the problem."""
+        names = self.names
+        width = len(names)
+        checks = self._checks
+        lists: list[list[Any]] = [[] for _ in range(width)]
+        for row in rows:
+            if type(row) is dict:
+                if len(row) != width:
+                    return None
+                try:
+                    values = [row[n] for n in names]
+                except KeyError:
+                    return None
+            elif type(row) is list and len(row) == width:
+                values = row
+            else:
+                return None
+            for check, value, column in zip(checks, values, lists, strict=True):  # type: ignore[arg-type]
+                if not check(value):
+                    return None
+                column.append(value)
+        return Columns(None, len(rows), lists=lists, typed=self._typed)
+
+    def _typed(self, lists: list[list[Any]]) -> list[Any]:
+        """Typed column arrays of values `_plain_rows` accepted: what `_convert` makes of them."""
+        return [_typed(f, values) for f, values in zip(self.features, lists, strict=True)]
+
     def _columns(self, rows: Sequence[Any], offset: int) -> list[list[Any]]:
         """Check every row's shape, then transpose the rows into one value list per column."""
         width = len(self.names)
@@ -341,23 +422,39 @@ class Columns:
 
     `matrix`: the same values as one rows x columns float64 array, when they came as one (the
     all-double fast path); `arrays` are then views of its columns, made when first asked for.
+    `lists`: the values as one Python list per column, when a few rows were checked in plain
+    Python (`InputSchema._plain_rows`); `typed` makes the arrays of them when asked for, and
+    `InputSchema.frame` makes them once for a whole batch instead.
     """
 
-    __slots__ = ("_arrays", "rows", "matrix", "flags")
+    __slots__ = ("_arrays", "rows", "matrix", "lists", "_typed", "flags")
 
-    def __init__(self, arrays: list[Any] | None, rows: int, matrix: np.ndarray | None = None):
-        if arrays is None and matrix is None:
-            raise ValueError("Columns needs arrays or a matrix")
+    def __init__(
+        self,
+        arrays: list[Any] | None,
+        rows: int,
+        matrix: np.ndarray | None = None,
+        *,
+        lists: list[list[Any]] | None = None,
+        typed: Callable[[list[list[Any]]], list[Any]] | None = None,
+    ):
+        if arrays is None and matrix is None and (lists is None or typed is None):
+            raise ValueError("Columns needs arrays, a matrix, or lists and their typing")
         self._arrays = arrays
         self.rows = rows
         self.matrix = matrix
+        self.lists = lists
+        self._typed = typed
         # Rows accepted although out of the declared range (`contract_check.Flags`), or None.
         self.flags: Any = None
 
     @property
     def arrays(self) -> list[Any]:
         if self._arrays is None:
-            self._arrays = list(self.matrix.T)  # type: ignore[union-attr]
+            if self.matrix is not None:
+                self._arrays = list(self.matrix.T)
+            else:
+                self._arrays = self._typed(self.lists)  # type: ignore[misc, arg-type]
         return self._arrays
 
     def __len__(self) -> int:
@@ -368,6 +465,10 @@ class Columns:
         positions = np.asarray(indices, dtype=np.intp)
         if self.matrix is not None:
             part = Columns(None, len(positions), self.matrix[positions])
+        elif self.lists is not None:
+            chosen = positions.tolist()
+            lists = [[column[i] for i in chosen] for column in self.lists]
+            part = Columns(None, len(chosen), lists=lists, typed=self._typed)
         else:
             part = Columns([a[positions] for a in self.arrays], len(positions))
         if self.flags is not None:
@@ -414,6 +515,94 @@ def _convert(feature: Feature, values: list[Any], offset: int) -> Any:
         # Plain objects here (a request's rows); `frame` makes the batch's string arrays once.
         return np.array(values, dtype=object)
     return _datetimes(feature, values, types, offset)
+
+
+def _plain_check(feature: Feature) -> Callable[[Any], bool] | None:
+    """What `_plain_rows` accepts for one feature: values `_convert` takes as they are, as a
+    test that is true for them (None for the datetime type, which only pandas parses)."""
+    kind, dtype = _KINDS[feature.type]
+    optional = not feature.required
+    if kind == _NUMBER:
+        limit = _FLOAT32_MAX if dtype is np.float32 else sys.float_info.max
+
+        def number(v: Any) -> bool:
+            kind = type(v)
+            if kind is float:
+                return -limit <= v <= limit  # NaN and the infinities fail the test
+            if kind is int:
+                return -_HUGE < v < _HUGE and -limit <= v <= limit
+            return v is None and optional
+
+        return number
+    if kind == _INTEGER:
+        low, high = _INT_BOUNDS[dtype]
+
+        def integer(v: Any) -> bool:
+            kind = type(v)
+            if kind is int:
+                return low <= v <= high
+            if kind is float:
+                return math.isfinite(v) and v.is_integer() and low <= v <= high
+            return v is None and optional
+
+        return integer
+    if kind == _BOOLEAN:
+        return lambda v: type(v) is bool or (v is None and optional)
+    if kind == _STRING:
+        if feature.date:
+            return lambda v: (type(v) is str and _plain_date(v)) or (v is None and optional)
+        return lambda v: type(v) is str or (v is None and optional)
+    return None
+
+
+def _plain_date(text: str) -> bool:
+    """A plain ISO 8601 date or date-time without a zone (`_PLAIN_DATE`) that exists."""
+    if _PLAIN_DATE.fullmatch(text) is None:
+        return False
+    try:
+        datetime.datetime.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _number_of(feature: Feature) -> Callable[[list[Any]], list[Any]] | None:
+    """For a number column, a function giving its validated values as its typed array holds
+    them (`_typed(...).tolist()`, without the array); None for other columns."""
+    kind, dtype = _KINDS[feature.type]
+    if kind == _NUMBER and dtype is np.float32:
+        return lambda values: [math.nan if v is None else float(np.float32(v)) for v in values]
+    if kind == _NUMBER:
+        return lambda values: [math.nan if v is None else float(v) for v in values]
+    if kind == _INTEGER:
+        return _integer_items
+    return None
+
+
+def _integer_items(values: list[Any]) -> list[Any]:
+    """An integer column's values as `_typed` holds them: ints, or floats when one is null."""
+    if None in values:
+        return [math.nan if v is None else float(v) for v in values]
+    return [int(v) for v in values]
+
+
+def _typed(feature: Feature, values: list[Any]) -> Any:
+    """The typed array of one column's validated values (nulls allowed where optional)."""
+    kind, dtype = _KINDS[feature.type]
+    has_null = None in values
+    if kind == _NUMBER:
+        filled = [math.nan if v is None else v for v in values] if has_null else values
+        array = np.array(filled, dtype=np.float64)
+        return array.astype(np.float32) if dtype is np.float32 else array
+    if kind == _INTEGER:
+        if has_null:
+            return np.array([math.nan if v is None else v for v in values], dtype=np.float64)
+        return np.array(values, dtype=dtype)
+    if kind == _BOOLEAN:
+        if has_null:
+            return pd.array(values, dtype="boolean")
+        return np.array(values, dtype=np.bool_)
+    return np.array(values, dtype=object)  # strings (and date strings): `frame` types them
 
 
 def _numbers(feature, values, types, dtype, has_null, offset) -> np.ndarray:
@@ -475,7 +664,12 @@ def _dates_parse(feature, values, offset) -> pd.DatetimeIndex:
                     f"row {offset + i}: feature {feature.name!r} expects an ISO 8601 date, "
                     f"got {v!r}"
                 ) from None
-        raise
+        # Each value is a date, together they are not one column: time zones that differ.
+        raise ValidationError(
+            f"feature {feature.name!r}: the dates mix time zones (or dates with and without "
+            "one) in one request",
+            hint="send every date of a request in the same time zone, or all without one",
+        ) from None
 
 
 def _only(feature: Feature, values, types, allowed: set[type], expected: str, offset) -> None:

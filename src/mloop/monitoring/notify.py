@@ -3,8 +3,9 @@
 `Notifier.submit` only queues; a background thread formats one message per Alertmanager group
 and sends it to every configured channel, retrying a failed send a few times. Outcomes are
 counted in `mloop_alert_notifications_total{channel,outcome}`. The webhook's address is checked
-against `MLOOP_WEBHOOK_ALLOW` before each send (`security.egress`; a refused one is counted as
-`refused`, not retried); log lines never show the webhook URL (its path is the secret).
+against `MLOOP_WEBHOOK_ALLOW` before each send and the send connects to the checked address
+(`security.egress`; a refused one is counted as `refused`, not retried); log lines never show
+the webhook URL (its path is the secret).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from prometheus_client import CollectorRegistry, Counter
 
 from mloop.background import BackgroundQueue
 from mloop.errors import ValidationError
-from mloop.security.egress import check_target
+from mloop.security.egress import post_json
 from mloop.settings import Settings
 
 log = logging.getLogger("mloop.monitoring")
@@ -133,8 +134,7 @@ class Notifier:
 
     def _slack(self, _subject: str, body: str) -> None:
         url = self.settings.alert_slack_webhook_url
-        check_target(url, self.settings.webhook_allow)
-        response = httpx.post(url, json={"text": body}, timeout=10, follow_redirects=False)
+        response = post_json(url, self.settings.webhook_allow, {"text": body}, timeout=10)
         response.raise_for_status()
 
     def _email(self, subject: str, body: str) -> None:

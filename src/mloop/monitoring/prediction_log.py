@@ -187,6 +187,8 @@ class PredictionLogWriter:
         dumps = orjson.dumps
         records: list[tuple] = []
         append = records.append
+        # A classifier answers a few labels over and over: each one's JSON text once per call.
+        answers: dict[tuple[type, Any], str] = {}
         for batch in batches:
             columns = batch.columns
             at, name, version = batch.created_at, batch.model_name, batch.model_version
@@ -198,6 +200,14 @@ class PredictionLogWriter:
                 if type(row) is not dict:
                     row = dict(zip(columns, row, strict=True))
                 text = dumps(row, option=_CANONICAL, default=_plain)
+                kind = type(prediction)
+                if kind is str or kind is int or kind is bool:
+                    answer = answers.get((kind, prediction))
+                    if answer is None:
+                        text_of = dumps(prediction, option=_CANONICAL, default=_plain)
+                        answer = answers[(kind, prediction)] = text_of.decode()
+                else:
+                    answer = dumps(prediction, option=_CANONICAL, default=_plain).decode()
                 append(
                     (
                         prediction_id,
@@ -206,7 +216,7 @@ class PredictionLogWriter:
                         version,
                         sha256(text).hexdigest(),
                         text.decode() if keep else None,
-                        dumps(prediction, option=_CANONICAL, default=_plain).decode(),
+                        answer,
                         probability,
                         latency,
                         reason,

@@ -2,7 +2,8 @@
 
 The check itself is done by the authenticator installed on the app (`app.state.mloop_auth`);
 with none installed (auth off) every request passes. A test walks the route table and fails for
-any route without a declared role, so no endpoint is left open by accident.
+any route without a declared role, so no endpoint is left open by accident. A check may run
+before FastAPI reads the body (serving.auth_first); it is then not run again for the request.
 """
 
 from __future__ import annotations
@@ -33,6 +34,24 @@ class Role(StrEnum):
     ADMIN = "admin"
 
 
+CHECKED_KEY = "mloop.role_checked"  # scope key: (role, identity) of this request's check
+
+
+async def authorize_once(request: Request, role: Role) -> Any:
+    """The caller's identity if it may use a route needing `role` (raises 401/403/429 if not);
+    checked once per request: a second call for the same role answers the first's identity."""
+    checked = request.scope.get(CHECKED_KEY)
+    if checked is not None and checked[0] is role:
+        return checked[1]
+    authenticator = getattr(request.app.state, "mloop_auth", None)
+    identity = None
+    if authenticator is not None:
+        # PUBLIC is checked too: the authenticator may close /metrics (MLOOP_METRICS_PUBLIC).
+        identity = await authenticator.authorize(request, role)
+    request.scope[CHECKED_KEY] = (role, identity)
+    return identity
+
+
 class RoleCheck:
     """The dependency behind `requires(role)`; `role` is read by the route-table test."""
 
@@ -40,11 +59,7 @@ class RoleCheck:
         self.role = role
 
     async def __call__(self, request: Request) -> Any:
-        authenticator = getattr(request.app.state, "mloop_auth", None)
-        if authenticator is None:
-            return None
-        # PUBLIC routes are passed too: the authenticator may close /metrics (MLOOP_METRICS_PUBLIC).
-        return await authenticator.authorize(request, self.role)
+        return await authorize_once(request, self.role)
 
 
 def requires(role: Role) -> Any:

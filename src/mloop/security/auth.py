@@ -1,4 +1,5 @@
-"""The authenticator a server installs on `app.state.mloop_auth`, and the switch that decides.
+"""The authenticator a server installs on `app.state.mloop_auth` (the switch that decides
+whether it is on is `security.mode.auth_enabled`, re-exported here).
 
 Credentials: an API key in `X-API-Key` (or `Authorization: Bearer mlk_...`), or a JWT in
 `Authorization: Bearer`. Missing or bad credentials answer 401, a role the identity lacks 403,
@@ -9,7 +10,6 @@ so a revoked key or a disabled identity stops working within `CACHE_SECONDS`.
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import os
 import threading
 import time
@@ -22,6 +22,8 @@ from mloop.errors import AuthenticationError, RateLimitedError
 from mloop.security.access import Role
 from mloop.security.identities import Identity, IdentityStore
 from mloop.security.keys import PREFIX, KeyStore
+from mloop.security.mode import auth_enabled as auth_enabled
+from mloop.security.mode import is_loopback as is_loopback
 from mloop.security.permissions import permit
 from mloop.security.ratelimit import make_limiter
 from mloop.security.secrets import JWT_KEY_FILE, server_secret
@@ -32,26 +34,6 @@ from mloop.store import open_database
 CACHE_SECONDS = 5.0
 WORKERS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"  # the folder `mloop serve --workers N` shares
 KEY_MARK = "\0key:"  # marks an X-API-Key value that does not look like one
-LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", ""})
-
-
-def is_loopback(host: str) -> bool:
-    """True for addresses only this machine can reach (127.0.0.0/8, ::1, localhost)."""
-    if host in LOCAL_HOSTS:
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def auth_enabled(settings: Settings, host: str | None = None) -> bool:
-    """`on`, `off`, or for `auto`: on when the server binds a non-loopback address."""
-    if settings.auth == "on":
-        return True
-    if settings.auth == "off":
-        return False
-    return not is_loopback(host if host is not None else settings.host)
 
 
 def credentials(headers: Any) -> str | None:

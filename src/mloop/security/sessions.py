@@ -2,6 +2,8 @@
 
 Every worker of a server reads the same `console_sessions` rows, so a session works on any
 of them and logout (`revoke`) ends it everywhere. Each session has its own CSRF token.
+Expired and revoked rows are deleted by `purge` (each console login calls it), so the table
+holds only live sessions plus those that ended since the last login.
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import delete, or_
 
 from mloop.security.identities import Identity, IdentityStore
 from mloop.store import Database
@@ -60,6 +64,15 @@ class SessionStore:
         if identity is None or identity.disabled:
             return None
         return identity, csrf
+
+    def purge(self, now: datetime | None = None) -> int:
+        """Delete the sessions that expired (by `now`) or were revoked; returns how many."""
+        moment = now or utcnow()
+        ended = or_(
+            ConsoleSessionRow.expires_at <= moment, ConsoleSessionRow.revoked_at.isnot(None)
+        )
+        with self.database.session() as session:
+            return session.execute(delete(ConsoleSessionRow).where(ended)).rowcount or 0
 
     def revoke(self, value: str) -> str | None:
         """End a session; returns its identity (None when there was no live one)."""

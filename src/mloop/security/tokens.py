@@ -9,8 +9,6 @@ from __future__ import annotations
 import secrets
 import time
 
-import jwt
-
 from mloop.errors import AuthenticationError
 
 ISSUER = "mloop"
@@ -27,11 +25,15 @@ def issue_token(identity: str, secret: bytes, ttl_seconds: int, *, now: float | 
         "exp": issued + int(ttl_seconds),
         "jti": secrets.token_hex(8),
     }
+    import jwt  # lazy: PyJWT +90 ms per server worker; only a server with auth on verifies tokens
+
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
 def verify_token(token: str, secret: bytes) -> dict:
     """The claims of a valid token; AuthenticationError for expired, tampered or malformed."""
+    import jwt  # lazy: see issue_token
+
     try:
         return jwt.decode(
             token,

@@ -39,7 +39,7 @@ from mloop.errors import DeadlineExceededError, MloopError
 from mloop.model.loader import LoadedModel
 from mloop.model.schema import Columns
 from mloop.monitoring.prediction_log import PredictionBatch
-from mloop.serving.metrics import ServingMetrics
+from mloop.serving.metrics import ServingMetrics, observe_many
 
 log = logging.getLogger("mloop.serving")
 
@@ -344,8 +344,7 @@ class Batcher:
     def _execute(self, batch: list[_Request], extra: bool) -> None:
         """Run one batch in this thread, record its metrics, and hand it to the event loop."""
         started = time.perf_counter()
-        for request in batch:
-            self._queue_wait.observe(started - request.enqueued)
+        observe_many(self._queue_wait, [started - request.enqueued for request in batch])
         self._depth.set(self._queued_rows)
         try:
             outcome = self._run(batch)

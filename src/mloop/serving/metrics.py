@@ -4,11 +4,22 @@ With several worker processes set `PROMETHEUS_MULTIPROC_DIR`: the metrics then w
 files and `render()` aggregates every worker through `MultiProcessCollector`. Either way the
 body ends with each worker's `process_*` metrics (a `pid` label) and `mloop_build_info`
 (`serving.process_metrics`).
+
+Per-request counts and observations made on the event loop (`count`, `observe`) are folded:
+kept in plain dicts and written once per event-loop iteration, after every request the
+iteration answered (one batch's answers resume together). In multiprocess mode each value
+written is a locked write to the worker's file; folded, a batch of 20 single-row requests
+costs one counter write and, per histogram, one write per bucket hit plus one for the sum,
+instead of 7 writes per request. Every request is still observed: the buckets, counts and
+sums are the same (a sum may differ in its last bits: it is added in another order).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
+from bisect import bisect_left
+from collections.abc import Iterable
 from typing import Any
 
 from prometheus_client import (
@@ -66,6 +77,11 @@ class ServingMetrics:
         self._counted: dict[tuple[str, str, str], Any] = {}  # label children, cached
         self._observed: dict[tuple[str, str], tuple[Any, Any]] = {}
         self._variants: set[str] = set()
+        # Folded on the event loop, written by `flush` (scheduled once per loop iteration).
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._counts: dict[Any, float] = {}  # counter child -> amount
+        self._values: dict[Any, list[float]] = {}  # histogram child -> observations
+        self._flushing = False
         self.predictions = Counter(
             "model_predictions_total",
             "Predictions answered, per row, by model version, outcome and variant.",
@@ -206,7 +222,11 @@ class ServingMetrics:
             child = self._counted[key] = self.predictions.labels(
                 model_version=version, status=status, variant=variant
             )
-        child.inc(rows)
+        if self._folding():
+            counts = self._counts
+            counts[child] = counts.get(child, 0) + rows
+        else:
+            child.inc(rows)
 
     def count_out_of_range(self, features: dict[str, int]) -> None:
         """Count rows accepted outside their feature contract (`contract_check.Flags`)."""
@@ -227,14 +247,59 @@ class ServingMetrics:
                 self.latency.labels(model_version=version, variant=variant),
                 self.confidence.labels(model_version=version),
             )
+        if self._folding():
+            values = self._values
+            latency = values.get(pair[0])
+            if latency is None:
+                values[pair[0]] = [seconds]
+            else:
+                latency.append(seconds)
+            if confidences:
+                rows = values.get(pair[1])
+                if rows is None:
+                    values[pair[1]] = list(confidences)
+                else:
+                    rows.extend(confidences)
+            return
         pair[0].observe(seconds)
         if confidences:
-            histogram = pair[1]
-            for value in confidences:
-                histogram.observe(value)
+            observe_many(pair[1], confidences)
+
+    def _folding(self) -> bool:
+        """True on this app's event loop (a flush is then scheduled): fold, don't write.
+
+        Elsewhere (another thread, another loop, no loop) values are written at once.
+        """
+        loop = asyncio._get_running_loop()
+        if loop is None:
+            return False
+        if loop is not self._loop:
+            if self._loop is not None and not self._loop.is_closed():
+                return False  # a second loop in this process: it writes directly
+            self._loop, self._flushing = loop, False
+        if not self._flushing:
+            self._flushing = True
+            loop.call_soon(self.flush)
+        return True
+
+    def flush(self) -> None:
+        """Write what `count` and `observe` folded since the last flush."""
+        self._flushing = False
+        counts, values = self._counts, self._values
+        if counts:
+            self._counts = {}
+            for child, amount in counts.items():
+                child.inc(amount)
+        if values:
+            self._values = {}
+            for child, observed in values.items():
+                observe_many(child, observed)
 
     def render(self) -> bytes:
         """The Prometheus text exposition of this app (of every worker in multiprocess mode)."""
+        loop = self._loop
+        if loop is None or loop.is_closed() or asyncio._get_running_loop() is loop:
+            self.flush()  # (on another thread the loop's own flush comes within an iteration)
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)
@@ -244,3 +309,29 @@ class ServingMetrics:
     @staticmethod
     def _worker_pids() -> list[int]:
         return worker_pids(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+
+
+def observe_many(histogram: Any, values: Iterable[float]) -> None:
+    """`histogram.observe(v)` for each value, with one write per bucket hit and one for the sum.
+
+    A labelled Histogram child keeps its bounds, bucket values and sum as `_upper_bounds`,
+    `_buckets` and `_sum` (prometheus_client 0.8 to today); a child without them (another
+    version, another metric type) is observed value by value.
+    """
+    bounds = getattr(histogram, "_upper_bounds", None)
+    buckets = getattr(histogram, "_buckets", None)
+    total = getattr(histogram, "_sum", None)
+    if bounds is None or buckets is None or total is None or len(bounds) != len(buckets):
+        for value in values:
+            histogram.observe(value)
+        return
+    hits = [0] * len(bounds)
+    added = 0.0
+    for value in values:
+        added += value
+        if value == value:  # NaN is in no bucket (`value <= bound` is false for every bound)
+            hits[bisect_left(bounds, value)] += 1  # the first bound >= value, as observe()
+    total.inc(added)
+    for index, count in enumerate(hits):
+        if count:
+            buckets[index].inc(count)

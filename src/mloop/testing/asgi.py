@@ -1,13 +1,23 @@
 """A synchronous httpx client to an ASGI app in this process (no socket), lifespan included.
 
-The app runs on an event loop in a helper thread (an anyio blocking portal); each request is
-handed to `httpx.ASGITransport` there. Startup runs before the client is returned, shutdown
-when the block ends. (tests/support/apps.py is the test suite's fuller version of this.)
+    with asgi_client(app) as http:
+        http.post("/predict", json={"features": row})
+
+The app runs on an event loop in a helper thread (an anyio blocking portal) that also runs the
+app's lifespan, as a server speaks it: startup before the client is handed out, shutdown when
+the block ends (so background tasks behave as under uvicorn). Each request is handed to
+`httpx.ASGITransport` on that loop, its body replayed chunk by chunk as the client sent it;
+server errors come back as responses (a 500 is asserted like any status). The two halves,
+`running(app)` and `PortalTransport`, serve a caller with work between startup and the first
+request (the test suite's `tests/support/apps.py` waits for the model there).
+
+Responses are buffered whole: a test of an endless stream, of sockets or of the HTTP protocol
+itself needs a real server (`mloop.serving.server.ServerThread`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -18,16 +28,28 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 BASE_URL = "http://testserver"
 
 
-class _PortalTransport(httpx.BaseTransport):
+class _Body(httpx.AsyncByteStream):
+    """A request body read in the caller's thread, replayed to the app chunk by chunk."""
+
+    def __init__(self, chunks: list[bytes]) -> None:
+        self._chunks = chunks
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for chunk in self._chunks:
+            yield chunk
+
+
+class PortalTransport(httpx.BaseTransport):
+    """A sync transport that runs `httpx.ASGITransport` for `app` on the portal's event loop."""
+
     def __init__(self, portal: BlockingPortal, app: Any) -> None:
         self._portal = portal
         self._asgi = httpx.ASGITransport(app=app, raise_app_exceptions=False)
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        body = b"".join(request.stream)
-        request = httpx.Request(request.method, request.url, headers=request.headers, content=body)
+        request.stream = _Body(list(request.stream))
         status, headers, raw = self._portal.call(self._send, request)
-        return httpx.Response(status, headers=headers, content=raw)
+        return httpx.Response(status, headers=headers, stream=httpx.ByteStream(raw))
 
     async def _send(self, request: httpx.Request) -> tuple[int, httpx.Headers, bytes]:
         response = await self._asgi.handle_async_request(request)
@@ -35,43 +57,62 @@ class _PortalTransport(httpx.BaseTransport):
         return response.status_code, response.headers, raw
 
 
-async def _lifespan(app: Any, started: anyio.Event, stopping: anyio.Event, failed: list) -> None:
-    sent = False
+class _Lifespan:
+    """The ASGI lifespan protocol, as a server speaks it: startup, then shutdown on request."""
 
-    async def receive() -> dict[str, Any]:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "lifespan.startup"}
-        await stopping.wait()
-        return {"type": "lifespan.shutdown"}
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.started = anyio.Event()
+        self.stopping = anyio.Event()
+        self.failure: str | None = None
 
-    async def send(message: dict[str, Any]) -> None:
-        if message["type"].endswith(".failed"):
-            failed.append(message.get("message") or message["type"])
-        if message["type"].startswith("lifespan.startup."):
-            started.set()
+    async def run(self) -> None:
+        startup_sent = False
 
-    try:
-        await app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, receive, send)
-    finally:
-        started.set()
+        async def receive() -> dict[str, Any]:
+            nonlocal startup_sent
+            if not startup_sent:
+                startup_sent = True
+                return {"type": "lifespan.startup"}
+            await self.stopping.wait()
+            return {"type": "lifespan.shutdown"}
+
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"].endswith(".failed"):
+                self.failure = message.get("message") or message["type"]
+            if message["type"].startswith("lifespan.startup."):
+                self.started.set()
+
+        scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.started.set()  # an app that returned or raised at startup does not hang us
 
 
 @contextmanager
-def asgi_client(app: Any, timeout: float = 120.0) -> Iterator[httpx.Client]:
-    """A client for `app` with its lifespan startup run before and shutdown after."""
+def running(app: Any, timeout: float = 120.0) -> Iterator[BlockingPortal]:
+    """The portal whose event loop runs `app`, its lifespan started; shut down on exit.
+
+    Raises RuntimeError when the app's startup failed."""
     with start_blocking_portal() as portal:
-        started, stopping = portal.call(anyio.Event), portal.call(anyio.Event)
-        failed: list[str] = []
-        done = portal.start_task_soon(_lifespan, app, started, stopping, failed)
-        portal.call(started.wait)
-        if failed:
-            raise RuntimeError(f"the app's startup failed: {failed[0]}")
+        lifespan = _Lifespan(app)
+        done = portal.start_task_soon(lifespan.run)
+        portal.call(lifespan.started.wait)
+        if lifespan.failure:
+            raise RuntimeError(f"the app's startup failed: {lifespan.failure}")
         try:
-            transport = _PortalTransport(portal, app)
-            with httpx.Client(transport=transport, base_url=BASE_URL, timeout=timeout) as client:
-                yield client
+            yield portal
         finally:
-            portal.call(stopping.set)
+            portal.call(lifespan.stopping.set)
             done.result(timeout)
+
+
+@contextmanager
+def asgi_client(app: Any, timeout: float = 120.0, **client_options: Any) -> Iterator[httpx.Client]:
+    """A client for `app` with its lifespan startup run before and shutdown after."""
+    with running(app, timeout) as portal:
+        client_options.setdefault("timeout", timeout)
+        transport = PortalTransport(portal, app)
+        with httpx.Client(transport=transport, base_url=BASE_URL, **client_options) as client:
+            yield client

@@ -22,8 +22,9 @@ from mloop.deploy.service import DeploymentService
 from mloop.errors import NotFoundError, UserError, ValidationError
 from mloop.jobs.queue import JobQueue
 from mloop.monitoring.live import _score_threshold  # the live monitor's rule, reused
-from mloop.monitoring.quality import REGRESSION, classification_quality, regression_quality
+from mloop.monitoring.quality import REGRESSION, regression_quality
 from mloop.stats.binned import compare
+from mloop.stats.counts import WindowCounts
 from mloop.stats.profile import ReferenceProfile
 from mloop.store import Database, PredictionRecord
 from mloop.store.monitoring import FeedbackRecord
@@ -154,16 +155,47 @@ def slices(items: list[Any], count: int = SLICES) -> list[list[Any]]:
     return [chunk for chunk in out if chunk]
 
 
-def drift_over_time(
+def slice_counts(
     profile: ReferenceProfile, rows: list[tuple[datetime, dict[str, Any]]], count: int = SLICES
+) -> list[tuple[datetime, WindowCounts]]:
+    """(end time, counts on the profile's bins) of each slice of the logged rows.
+
+    One DataFrame for all rows, each row counted once: the slices' counts add up to the whole
+    window's (`sum_counts`), so the drift chart and the current verdict share one pass.
+    """
+    if not rows:
+        return []
+    frame = pd.DataFrame([f for _, f in rows])
+    out, start = [], 0
+    for chunk in slices(rows, count):
+        part = frame.iloc[start : start + len(chunk)].reset_index(drop=True)
+        out.append((chunk[-1][0], profile.counts(part)))
+        start += len(chunk)
+    return out
+
+
+def sum_counts(counted: list[tuple[datetime, WindowCounts]]) -> WindowCounts:
+    """The counts of every slice together: those of the whole window."""
+    total = counted[0][1]
+    for _, counts in counted[1:]:
+        total = total + counts
+    return total
+
+
+def drift_over_time(
+    profile: ReferenceProfile,
+    rows: list[tuple[datetime, dict[str, Any]]],
+    count: int = SLICES,
+    counted: list[tuple[datetime, WindowCounts]] | None = None,
 ) -> dict[str, Any]:
-    """Per slice of logged rows: its end time and each feature's drift score and threshold."""
+    """Per slice of logged rows: its end time and each feature's drift score and threshold
+    (`counted`: the rows' `slice_counts`, when the caller has them already)."""
     times: list[str] = []
     series: dict[str, list[float | None]] = {name: [] for name in profile.features}
     thresholds: dict[str, float] = {}
-    for chunk in slices(rows, count):
-        result = compare(profile, profile.counts(pd.DataFrame([f for _, f in chunk])))
-        times.append(chunk[-1][0].isoformat())
+    for end, counts in slice_counts(profile, rows, count) if counted is None else counted:
+        result = compare(profile, counts)
+        times.append(end.isoformat())
         scores = {c.column: c for c in result.columns}
         for name in series:
             column = scores.get(name)
@@ -174,13 +206,18 @@ def drift_over_time(
 
 
 def current_drift(
-    profile: ReferenceProfile, rows: list[tuple[datetime, dict[str, Any]]], live: Any = None
+    profile: ReferenceProfile,
+    rows: list[tuple[datetime, dict[str, Any]]],
+    live: Any = None,
+    counted: list[tuple[datetime, WindowCounts]] | None = None,
 ) -> dict[str, Any]:
-    """The current verdict per feature: the live window's if warm, else the logged rows'."""
+    """The current verdict per feature: the live window's if warm, else the logged rows'
+    (`counted`: the rows' `slice_counts`, summed instead of counting the rows again)."""
     if live and live.get("status") == "ok":
         source, rows_count, columns = "live window", live["rows"], live["columns"]
     elif rows:
-        result = compare(profile, profile.counts(pd.DataFrame([f for _, f in rows])))
+        window = sum_counts(counted) if counted else profile.counts(_frame(rows))
+        result = compare(profile, window)
         source, rows_count = f"latest {len(rows)} logged predictions", len(rows)
         columns = {c.column: c.to_dict() for c in result.columns}
     else:
@@ -197,6 +234,10 @@ def current_drift(
         for name, column in columns.items()
     ]
     return {"source": source, "rows": rows_count, "features": features}
+
+
+def _frame(rows: list[tuple[datetime, dict[str, Any]]]) -> pd.DataFrame:
+    return pd.DataFrame([f for _, f in rows])
 
 
 def feature_histogram(
@@ -249,14 +290,22 @@ def quality_over_time(
     metric = "mae" if task == REGRESSION else "accuracy"
     times, values = [], []
     for chunk in slices(rows):
-        actual, predicted, probability = ([r[i] for r in chunk] for i in (1, 2, 3))
+        actual, predicted = [r[1] for r in chunk], [r[2] for r in chunk]
         if metric == "mae":
             value = regression_quality(actual, predicted).get("mae")
         else:
-            value = classification_quality(actual, predicted, probability)["accuracy"]
+            value = accuracy(actual, predicted)
         times.append(chunk[-1][0].isoformat())
         values.append(value)
     return {"metric": metric, "times": times, "values": values, "labels": len(rows)}
+
+
+def accuracy(actual: list[Any], predicted: list[Any]) -> float | None:
+    """The share of labels equal to the prediction, compared as text as `classification_quality`
+    does; only the accuracy (the chart's one metric), not its full set of sklearn metrics."""
+    if not actual:
+        return None
+    return sum(str(a) == str(p) for a, p in zip(actual, predicted, strict=True)) / len(actual)
 
 
 def firing_alerts(alerts: Any, limit: int = ALERTS_SHOWN) -> list[dict[str, Any]]:

@@ -11,8 +11,9 @@
         flash(request, f"deleted {name}")
         return see_other(f"/ui/things")
 
-Templates are Jinja2 with autoescape on, extending `base.html`; every page gets `user`,
-`csrf_token`, `nav` and `flashes`. Charts: `{{ chart("id", figure) }}` in a template (or
+Templates are Jinja2 with autoescape on, extending `base.html` (shared markup: the macros of
+`_macros.html`); every page gets `user`, `csrf_token`, `nav` (the sections the user's roles
+may open) and `flashes`. Charts: `{{ chart("id", figure) }}` in a template (or
 `chart(...)` in Python) embeds the Plotly figure as JSON data (`<script type=
 "application/json">`, no code: allowed by the CSP) that `static/console.js` draws.
 """
@@ -37,9 +38,10 @@ from starlette.responses import HTMLResponse, RedirectResponse
 
 from mloop import __version__
 from mloop.errors import MloopError, PayloadTooLargeError
+from mloop.security.access import Role
 from mloop.security.auth import auth_enabled
 from mloop.security.identities import Identity
-from mloop.security.permissions import Action, permit
+from mloop.security.permissions import JOB_READ, Action, permit
 from mloop.security.secrets import JWT_KEY_FILE, server_secret
 from mloop.security.sessions import SessionStore
 from mloop.serving.state import ServingState, serving_state
@@ -48,15 +50,16 @@ from mloop.store import open_database
 
 SESSION_COOKIE = "mloop_session"
 FLASH_COOKIE = "mloop_flash"
+LOGIN_COOKIE = "mloop_login"  # the pre-session nonce the login form's token is signed over
 LOCAL = "local"  # who acts in the console when the server runs with auth off
 MAX_FORM_BYTES = 64 * 1024
-NAV = (
-    ("Models", "/ui/models"),
-    ("Deployments", "/ui/deployments"),
-    ("Monitoring", "/ui/monitoring"),
-    ("Approvals", "/ui/approvals"),
-    ("Audit", "/ui/audit"),
-    ("Jobs", "/ui/jobs"),
+NAV = (  # (label, url, the role its page needs): an identity sees the entries it may open
+    ("Models", "/ui/models", Role.VIEWER),
+    ("Deployments", "/ui/deployments", Role.VIEWER),
+    ("Monitoring", "/ui/monitoring", Role.VIEWER),
+    ("Approvals", "/ui/approvals", Role.VIEWER),
+    ("Audit", "/ui/audit", Role.VIEWER),
+    ("Jobs", "/ui/jobs", JOB_READ.role),  # as GET /jobs
 )
 _env = jinja2.Environment(
     loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
@@ -111,6 +114,24 @@ def console_secret(settings: Settings) -> bytes:
 
 def _mac(settings: Settings, text: str) -> str:
     return hmac.new(console_secret(settings), text.encode(), hashlib.sha256).hexdigest()
+
+
+def login_token(settings: Settings, nonce: str) -> str:
+    """The login form's CSRF token: a MAC of the nonce in its cookie (a signed double
+    submit), so a form posted from another site (no cookie, or no matching token) is refused."""
+    return _mac(settings, f"login:{nonce}")
+
+
+def check_login_token(request: Request, sent: str) -> None:
+    """Refuse a login POST whose token does not match the pre-session cookie (login CSRF)."""
+    nonce = request.cookies.get(LOGIN_COOKIE, "")
+    expected = login_token(state(request).settings, nonce) if nonce else ""
+    if not sent or not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
+        raise CsrfError(
+            "the login form's CSRF token is missing or wrong (a login is only accepted from "
+            "this server's own login form)",
+            hint="open /ui/login again and log in from there (cookies must be allowed)",
+        )
 
 
 def auth_on(request: Request) -> bool:
@@ -254,7 +275,11 @@ def render(
         "request": request,
         "user": user,
         "csrf_token": user.csrf_token if user else "",
-        "nav": [{"label": label, "url": url, "active": path.startswith(url)} for label, url in NAV],
+        "nav": [
+            {"label": label, "url": url, "active": path.startswith(url)}
+            for label, url, role in NAV
+            if user is not None and user.holds(role)
+        ],
         "flashes": read_flashes(request),
         "version": __version__,
         "auth_on": auth_on(request),

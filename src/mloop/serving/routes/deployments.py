@@ -41,13 +41,16 @@ from mloop.serving.api_models import (
     errors,
     request_body,
 )
+from mloop.serving.auth_first import AuthFirstRoute
 from mloop.serving.body import parse_json, read_body
 from mloop.serving.handlers import json_response
 from mloop.serving.routes import DATA_PLANE
 from mloop.serving.routes.predict import answer_batch, answer_one
 from mloop.serving.state import serving_state
 
-router = APIRouter(tags=["deployments"], responses={**ERRORS, **errors(400, 404, 409)})
+router = APIRouter(
+    route_class=AuthFirstRoute, tags=["deployments"], responses={**ERRORS, **errors(400, 404, 409)}
+)
 
 
 class ShiftBody(BaseModel):

@@ -22,11 +22,12 @@ from mloop.monitoring.feedback import DUPLICATE, RECORDED, UNKNOWN, parse_feedba
 from mloop.monitoring.service import MonitoringService, monitoring_service
 from mloop.security.access import Role, requires
 from mloop.serving.api_models import ERRORS, errors
+from mloop.serving.auth_first import AuthFirstRoute
 from mloop.serving.body import parse_json, read_body
 from mloop.serving.handlers import json_response
 from mloop.serving.state import serving_state
 
-router = APIRouter(tags=["monitoring"], responses=errors(400, 404, 409))
+router = APIRouter(route_class=AuthFirstRoute, tags=["monitoring"], responses=errors(400, 404, 409))
 
 _EXAMPLE = {
     "content": {

@@ -27,11 +27,16 @@ from mloop.governance.timeparse import parse_since
 from mloop.security.access import Role, requires
 from mloop.security.auth import caller
 from mloop.serving.api_models import errors
+from mloop.serving.auth_first import AuthFirstRoute
 from mloop.serving.handlers import json_response
 from mloop.serving.routes.models import refresh_model
 from mloop.serving.state import serving_state
 
-router = APIRouter(tags=["governance"], responses=errors(400, 401, 404, 409, 413, 422, 503))
+router = APIRouter(
+    route_class=AuthFirstRoute,
+    tags=["governance"],
+    responses=errors(400, 401, 404, 409, 413, 422, 503),
+)
 
 
 class SubmitBody(BaseModel):

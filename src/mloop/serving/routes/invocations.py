@@ -26,6 +26,7 @@ from mloop.model.output import mlflow_predictions
 from mloop.model.schema import InputSchema, describe_value
 from mloop.security.access import Role, requires
 from mloop.serving.api_models import MlflowErrorBody, errors
+from mloop.serving.auth_first import AuthFirstRoute
 from mloop.serving.body import parse_json, read_body
 from mloop.serving.handlers import error_response, json_response
 from mloop.serving.inference import count_refused, infer_counted, request_timeout
@@ -34,6 +35,7 @@ from mloop.serving.routes.predict import WORKER_HEADER, check_batch_rows
 from mloop.serving.state import serving_state
 
 router = APIRouter(
+    route_class=AuthFirstRoute,
     tags=["mlflow protocol"],
     responses={**errors(400, 404, 409, 413, 415, model=MlflowErrorBody), **errors(500, 503)},
 )

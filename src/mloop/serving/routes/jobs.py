@@ -19,12 +19,13 @@ from mloop.jobs.queue import STATUSES
 from mloop.jobs.service import JobService
 from mloop.security.access import Role, requires
 from mloop.serving.api_models import ERRORS, BatchRequest, ErrorBody, errors, request_body
+from mloop.serving.auth_first import AuthFirstRoute
 from mloop.serving.body import parse_object, read_body
 from mloop.serving.handlers import error_response, json_response
 from mloop.serving.routes import DATA_PLANE
 from mloop.serving.state import serving_state
 
-router = APIRouter(tags=["jobs"], responses=errors(400))
+router = APIRouter(route_class=AuthFirstRoute, tags=["jobs"], responses=errors(400))
 
 
 class JobAccepted(BaseModel):

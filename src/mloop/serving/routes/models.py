@@ -23,12 +23,17 @@ from mloop.registry.service import Registry
 from mloop.security.access import Role, requires
 from mloop.security.auth import caller
 from mloop.serving.api_models import errors
+from mloop.serving.auth_first import AuthFirstRoute
 from mloop.serving.handlers import json_response
 from mloop.serving.mlflow_webhook import SignedOrRole, body_of, model_of
 from mloop.serving.runtime import SwapOutcome
 from mloop.serving.state import serving_state
 
-router = APIRouter(tags=["registry"], responses=errors(400, 401, 404, 409, 413, 422, 503))
+router = APIRouter(
+    route_class=AuthFirstRoute,
+    tags=["registry"],
+    responses=errors(400, 401, 404, 409, 413, 422, 503),
+)
 
 
 class PromoteBody(BaseModel):

@@ -18,12 +18,13 @@ from mloop.errors import NotFoundError, ValidationError
 from mloop.monitoring.service import monitoring_service
 from mloop.security.access import Role, requires
 from mloop.serving.api_models import ERRORS, errors
+from mloop.serving.auth_first import AuthFirstRoute
 from mloop.serving.body import parse_object, read_body
 from mloop.serving.handlers import json_response
 from mloop.serving.state import serving_state
 from mloop.stats.binned import compare
 
-router = APIRouter(tags=["monitoring"], responses=errors(400, 404))
+router = APIRouter(route_class=AuthFirstRoute, tags=["monitoring"], responses=errors(400, 404))
 MAX_DRIFT_ROWS = 100_000
 
 

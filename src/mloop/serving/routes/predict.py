@@ -41,6 +41,7 @@ from mloop.serving.api_models import (
     errors,
     request_body,
 )
+from mloop.serving.auth_first import AuthFirstRoute
 from mloop.serving.batcher import Answer
 from mloop.serving.body import parse_fields, read_body
 from mloop.serving.handlers import error_response, json_response
@@ -53,7 +54,7 @@ from mloop.serving.traffic import USER_HEADER, Route
 
 log = logging.getLogger("mloop.serving")
 
-router = APIRouter(tags=["predict"], responses=errors(400, 404, 415))
+router = APIRouter(route_class=AuthFirstRoute, tags=["predict"], responses=errors(400, 404, 415))
 
 # Which worker process answered (multi-worker metrics tests, debugging a load balancer).
 WORKER_HEADER = {"x-mloop-worker": str(os.getpid())}

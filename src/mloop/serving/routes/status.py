@@ -7,11 +7,12 @@ from starlette.responses import Response
 
 from mloop.security.access import Role, requires
 from mloop.serving.api_models import ErrorBody, HealthResponse, ModelInfo, ReadyResponse
+from mloop.serving.auth_first import AuthFirstRoute
 from mloop.serving.handlers import json_response
 from mloop.serving.runtime import LOADING
 from mloop.serving.state import serving_state
 
-router = APIRouter()
+router = APIRouter(route_class=AuthFirstRoute)
 
 
 @router.get(

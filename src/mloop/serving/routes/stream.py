@@ -27,13 +27,16 @@ from mloop.errors import MloopError, ValidationError
 from mloop.model.schema import describe_value
 from mloop.security.access import Role, requires
 from mloop.serving.api_models import errors
+from mloop.serving.auth_first import AuthFirstRoute
 from mloop.serving.body import parse_json
 from mloop.serving.inference import count_refused, infer_counted, request_timeout
 from mloop.serving.routes import DATA_PLANE
 from mloop.serving.routes.predict import refused
 from mloop.serving.state import ServingState, serving_state
 
-router = APIRouter(tags=["predict"], responses=errors(400, 413, 415, 422, 503))
+router = APIRouter(
+    route_class=AuthFirstRoute, tags=["predict"], responses=errors(400, 413, 415, 422, 503)
+)
 
 _END = object()
 

@@ -28,6 +28,7 @@ from mloop.errors import MloopError, NotFoundError, ValidationError
 from mloop.model.loader import LoadedModel
 from mloop.security.access import Role, requires
 from mloop.serving.api_models import errors
+from mloop.serving.auth_first import AuthFirstRoute
 from mloop.serving.body import parse_json, read_body
 from mloop.serving.handlers import json_response, log, request_id
 from mloop.serving.inference import count_refused, infer_counted, request_timeout
@@ -36,6 +37,7 @@ from mloop.serving.routes.predict import WORKER_HEADER, check_batch_rows
 from mloop.serving.state import ServingState, serving_state
 
 router = APIRouter(
+    route_class=AuthFirstRoute,
     prefix="/v2",
     tags=["open inference protocol (v2)"],
     responses=errors(400, 404, 413, 415, 422, 500, 503),

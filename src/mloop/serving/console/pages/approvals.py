@@ -2,14 +2,16 @@
 
 Approving and rejecting go through the server's ApprovalService as the REST routes do (same
 audit rows, same rules: the service refuses self-approval and identities without a required
-role); the page also explains up front why the user may not approve.
+role); the page also explains up front why the user may not approve. The list reads one
+page of pending requests (oldest first) and one of closed ones (newest first), each with a
+link to the next, so it stays fast however many requests the history holds.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -30,7 +32,7 @@ from mloop.serving.console.web import (
 from mloop.serving.routes.models import refresh_model
 
 router = APIRouter()
-RECENT = 20  # closed requests shown
+PAGE = 25  # requests per page, pending and closed each
 
 
 def service(request: Request) -> ApprovalService:
@@ -73,12 +75,27 @@ def can_reject(user: ConsoleUser, item: ApprovalRequest) -> bool:
     )
 
 
-def overview(approvals: ApprovalService, recent: int = RECENT) -> dict[str, Any]:
-    """Pending requests (oldest first) and the `recent` newest closed ones."""
-    everything = approvals.list()
-    pending = [r for r in everything if r.status == PENDING]
-    closed = [r for r in everything if r.status != PENDING][-recent:][::-1]
-    return {"pending": pending, "closed": closed}
+def overview(
+    approvals: ApprovalService, pending_from: int = 0, closed_from: int = 0, size: int = PAGE
+) -> dict[str, Any]:
+    """A page of pending requests (oldest first) and one of closed ones (newest first), with
+    their totals and where the next page of each starts (None: no more)."""
+    pending, pending_total = approvals.page(pending=True, offset=pending_from, limit=size)
+    closed, closed_total = approvals.page(pending=False, offset=closed_from, limit=size)
+
+    def after(start: int, total: int) -> int | None:
+        return start + size if start + size < total else None
+
+    return {
+        "pending": pending,
+        "pending_total": pending_total,
+        "pending_from": pending_from,
+        "pending_next": after(pending_from, pending_total),
+        "closed": closed,
+        "closed_total": closed_total,
+        "closed_from": closed_from,
+        "closed_next": after(closed_from, closed_total),
+    }
 
 
 def _no_local(user: ConsoleUser) -> None:
@@ -90,8 +107,14 @@ def _no_local(user: ConsoleUser) -> None:
 
 
 @router.get("/ui/approvals")
-async def approvals_page(request: Request, user: ConsoleUser = Depends(current_user)) -> Response:
-    view = await run_in_threadpool(overview, service(request))
+async def approvals_page(
+    request: Request,
+    pending: int = Query(0, ge=0, le=10**9, description="offset in the pending requests"),
+    closed: int = Query(0, ge=0, le=10**9, description="offset in the closed requests"),
+    user: ConsoleUser = Depends(current_user),
+) -> Response:
+    """Pending requests first, then the closed ones, a page of each."""
+    view = await run_in_threadpool(overview, service(request), pending, closed)
     return render(request, "approvals.html", view)
 
 

@@ -1,11 +1,17 @@
 """Login (an API key, or a username and password) and logout: a server-side session cookie.
 
 The cookie `mloop_session` is HttpOnly, SameSite=Strict, Path=/ui and Secure when the server
-runs TLS. A refused login answers the form again with 401 and one message for every cause.
-Logins, refused logins and logouts are recorded in the audit chain.
+runs TLS. Before any session, the form carries a login CSRF token signed over the nonce of the
+`mloop_login` cookie (same flags, Path=/ui/login): a login posted without both is a 403, so
+another site cannot log a browser into an account of its choosing. A refused login answers
+the form again with 401 and one message for every cause. Logins, refused logins and logouts
+are recorded in the audit chain.
 """
 
 from __future__ import annotations
+
+import re
+import secrets
 
 from fastapi import APIRouter, Depends
 from starlette.concurrency import run_in_threadpool
@@ -20,12 +26,15 @@ from mloop.security.keys import KeyStore
 from mloop.security.passwords import PasswordStore
 from mloop.security.permissions import Action
 from mloop.serving.console.web import (
+    LOGIN_COOKIE,
     SESSION_COOKIE,
     ConsoleUser,
     acting,
     auth_on,
+    check_login_token,
     flash,
     form_data,
+    login_token,
     render,
     same_origin,
     see_other,
@@ -38,6 +47,7 @@ from mloop.store import open_database
 
 router = APIRouter()
 LOGOUT = Action("log out of the console", Role.VIEWER)
+_NONCE = re.compile(r"[A-Za-z0-9_-]{32,64}")
 
 
 def safe_next(value: str | None) -> str:
@@ -77,8 +87,27 @@ async def throttle(request: Request) -> None:
         )
 
 
+def _nonce(request: Request) -> str:
+    """The login cookie's nonce, or a new one (a malformed cookie is replaced)."""
+    found = request.cookies.get(LOGIN_COOKIE, "")
+    return found if _NONCE.fullmatch(found) else secrets.token_urlsafe(32)
+
+
 def _login_page(request: Request, next_url: str, error: str | None, status: int) -> Response:
-    return render(request, "login.html", {"next": next_url, "error": error}, status)
+    """The form with its login CSRF token; (re)sets the nonce cookie the token is signed over."""
+    settings = state(request).settings
+    nonce = _nonce(request)
+    context = {"next": next_url, "error": error, "login_token": login_token(settings, nonce)}
+    response = render(request, "login.html", context, status)
+    response.set_cookie(
+        LOGIN_COOKIE,
+        nonce,
+        httponly=True,
+        samesite="strict",
+        secure=settings.ssl_certfile is not None,
+        path="/ui/login",
+    )
+    return response
 
 
 @router.get("/ui/login")
@@ -90,11 +119,13 @@ async def login_form(request: Request, next: str | None = None) -> Response:  # 
 
 @router.post("/ui/login")
 async def login(request: Request) -> Response:
-    """Check the credentials, open a session, set its cookie, go to `next`."""
+    """Check the login CSRF token and the credentials, open a session (purging expired ones),
+    set its cookie, go to `next`."""
     same_origin(request)
     await throttle(request)
     settings = state(request).settings
     form = await form_data(request)
+    check_login_token(request, form.get("login_token", ""))
     next_url = safe_next(form.get("next"))
     log = audit_log(settings)
     try:
@@ -104,7 +135,9 @@ async def login(request: Request) -> Response:
         await run_in_threadpool(log.record, claimed, "console.login_refused", claimed)
         request.state.console_user = None
         return _login_page(request, next_url, exc.message, 401)
-    value, _csrf = await run_in_threadpool(sessions(request).open, identity.name)
+    store = sessions(request)
+    await run_in_threadpool(store.purge)
+    value, _csrf = await run_in_threadpool(store.open, identity.name)
     await run_in_threadpool(
         log.record, identity.name, "console.login", identity.name, method=method
     )
@@ -117,6 +150,7 @@ async def login(request: Request) -> Response:
         secure=settings.ssl_certfile is not None,
         path="/ui",
     )
+    response.delete_cookie(LOGIN_COOKIE, path="/ui/login", httponly=True, samesite="strict")
     return response
 
 

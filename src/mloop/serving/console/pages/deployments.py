@@ -20,7 +20,7 @@ from mloop.deploy.spec import Policy
 from mloop.errors import ConflictError, ServiceUnavailableError
 from mloop.security import permissions as p
 from mloop.serving.console import views
-from mloop.serving.console.variant_metrics import RateMemory, live_rows
+from mloop.serving.console.variant_metrics import LiveWindow, live_rows
 from mloop.serving.console.web import (
     ConsoleUser,
     acting,
@@ -42,12 +42,11 @@ def _service(request: Request) -> DeploymentService:
     return service
 
 
-def _rates(request: Request) -> RateMemory:
-    """This app's memory of the last request totals (for requests per second)."""
-    app_state = request.app.state
-    if getattr(app_state, "mloop_console_rates", None) is None:
-        app_state.mloop_console_rates = RateMemory()
-    return app_state.mloop_console_rates
+def live_window(app: Any) -> LiveWindow:
+    """This app's recent readings of the variants' totals (for the numbers over a window)."""
+    if getattr(app.state, "mloop_console_live", None) is None:
+        app.state.mloop_console_live = LiveWindow()
+    return app.state.mloop_console_live
 
 
 @router.get("/ui/deployments")
@@ -65,15 +64,25 @@ async def deployment_page(request: Request, name: str, user: ConsoleUser = Depen
         views.deployment_detail, _service(request), name, serving.deploy_counts
     )
     names = [v["variant"] for v in detail["variants"]]
-    live = await run_in_threadpool(live_rows, serving.metrics, _rates(request), name, names)
+    live = await run_in_threadpool(
+        live_rows, serving.metrics, live_window(request.app), name, names
+    )
     context = {
         "d": detail,
         "live": live,
+        "live_window": _common_window(live),
+        "window_minutes": f"{live_window(request.app).window / 60:g}",
         "live_chart": _latency_figure(live),
         "may_act": user.holds(p.DEPLOYMENT_SHIFT.role),
         "role_needed": p.DEPLOYMENT_SHIFT.role.value,
     }
     return render(request, "deployments_detail.html", context)
+
+
+def _common_window(live: list[dict[str, Any]]) -> str | None:
+    """The window every variant's numbers cover ('last 5 min', 'since start'), if one."""
+    windows = {row["window"] for row in live}
+    return windows.pop() if len(windows) == 1 else None
 
 
 def _latency_figure(live: list[dict[str, Any]]) -> dict[str, Any] | None:

@@ -1,7 +1,10 @@
 """Console Jobs: async and batch jobs with status and progress; a job's page; cancel.
 
-Cancelling needs the same permission as `DELETE /jobs/{id}` (JOB_CANCEL) and goes through the
-same `JobQueue.cancel` of the server's JobService (a running job stops at its next chunk).
+Seeing jobs needs the role `GET /jobs` and `GET /jobs/{id}` need (JOB_READ, JOB_SHOW:
+predictor): an identity without it gets the API's refusal as a 403 page, and the nav has no
+Jobs entry for it. Cancelling needs the same permission as `DELETE /jobs/{id}` (JOB_CANCEL)
+and goes through the same `JobQueue.cancel` of the server's JobService (a running job stops
+at its next chunk).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from mloop.errors import ServiceUnavailableError
 from mloop.jobs.queue import STATUSES, JobQueue
 from mloop.security import permissions as p
+from mloop.security.permissions import permit
 from mloop.serving.console import views
 from mloop.serving.console.web import (
     ConsoleUser,
@@ -38,6 +42,11 @@ def _queue(request: Request) -> JobQueue:
     return service.require_queue()
 
 
+def _may_read(user: ConsoleUser, action: p.Action, api_path: str) -> None:
+    """Refuse as the REST route refuses (same role, same message naming the API call)."""
+    permit(user.identity, action.role, f"GET {api_path}")
+
+
 @router.get("/ui/jobs")
 async def job_list(
     request: Request,
@@ -45,6 +54,7 @@ async def job_list(
     user: ConsoleUser = Depends(current_user),
 ):
     """The newest jobs, optionally of one status, and the count per status."""
+    _may_read(user, p.JOB_READ, "/jobs")
     data = await run_in_threadpool(views.job_list, _queue(request), status)
     context = {**data, "statuses": STATUSES, "status": status or ""}
     return render(request, "jobs.html", context)
@@ -53,6 +63,7 @@ async def job_list(
 @router.get("/ui/jobs/{job_id}")
 async def job_page(request: Request, job_id: str, user: ConsoleUser = Depends(current_user)):
     """One job: status, progress, attempts, error, result summary; cancel if not finished."""
+    _may_read(user, p.JOB_SHOW, f"/jobs/{job_id}")
     job = await run_in_threadpool(views.job_detail, _queue(request), job_id)
     context = {
         "job": job,

@@ -87,8 +87,10 @@ async def overview(
             "alerts": views.firing_alerts(service.alerts),
         }
         if profile is not None:
-            context["drift"] = views.current_drift(profile, rows, live)
-            context["drift_chart"] = _drift_figure(views.drift_over_time(profile, rows))
+            counted = views.slice_counts(profile, rows)  # each logged row counted once
+            context["drift"] = views.current_drift(profile, rows, live, counted)
+            timeline = views.drift_over_time(profile, rows, counted=counted)
+            context["drift_chart"] = _drift_figure(timeline)
         return context
 
     return render(request, "monitoring.html", await run_in_threadpool(gather))
