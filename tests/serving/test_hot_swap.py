@@ -266,15 +266,24 @@ def test_a_version_that_cannot_load_is_not_swapped_in(at_v1):
         assert swap["state"] == "current"
         assert swap["last_swap"]["from_version"] == "1"
         assert swap["last_swap"]["to_version"] == "2"
-        metrics = http.get("/metrics").text
+
+        def served(metrics: str) -> dict[str, float]:
+            return {
+                s.labels["model_version"]: s.value
+                for family in text_string_to_metric_families(metrics)
+                for s in family.samples
+                if s.name == "mloop_model_served"
+            }
+
+        # The swap thread updates the metrics just after it serves the new version.
+        def swap_shown() -> str | None:
+            text = http.get("/metrics").text
+            counted = sample(text, "mloop_model_swaps_total", result="success") >= 1
+            return text if counted and served(text) == {"2": 1.0} else None
+
+        metrics = wait_for(swap_shown, "the swap to show in the metrics")
         assert sample(metrics, "mloop_model_swaps_total", result="success") == 1
-        served = {
-            s.labels["model_version"]: s.value
-            for family in text_string_to_metric_families(metrics)
-            for s in family.samples
-            if s.name == "mloop_model_served"
-        }
-        assert served == {"2": 1.0}  # only the current version of the reference
+        assert served(metrics) == {"2": 1.0}  # only the current version of the reference
 
 
 class Refuses:
