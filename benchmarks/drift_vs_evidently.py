@@ -186,12 +186,16 @@ def main() -> None:
 
     work = args.workdir
     print(f"data: {args.ref_rows:,} + {args.cur_rows:,} rows x 50 columns in {work}", flush=True)
-    ref, cur = make_tables(args.ref_rows, args.cur_rows, work)
     me = [sys.executable, __file__]
+    # The tables are made in a child: a child's peak RSS (wait4's ru_maxrss) starts from what
+    # the parent held when it forked, so a parent holding the tables would inflate mloop's.
+    run_child([*me, "_tables", str(args.ref_rows), str(args.cur_rows), str(work)])
+    ref, cur = make_tables(args.ref_rows, args.cur_rows, work)  # the files made just now
     run_child([*me, "_size", str(ref), str(cur), str(work / "size.json")])
     data_bytes = json.loads((work / "size.json").read_text())["bytes"]
 
     # start-up baseline: files just above the 1000 rows where the streamed path begins
+    run_child([*me, "_tables", "2000", "200", str(work / "tiny")])
     tiny_ref, tiny_cur = make_tables(2000, 200, work / "tiny")
     tiny = run_child(mloop_cmd(tiny_ref, tiny_cur, work / "tiny.json"))
     m = run_child(mloop_cmd(ref, cur, work / "mloop.json"))
@@ -250,5 +254,7 @@ def main() -> None:
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "_size":
         size_child(*sys.argv[2:5])
+    elif len(sys.argv) > 1 and sys.argv[1] == "_tables":
+        make_tables(int(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4]))
     else:
         main()
