@@ -317,16 +317,8 @@ class InputSchema:
         matrix = []
         total = 0.0
         for row in rows:
-            if type(row) is dict:
-                if len(row) != width:
-                    return None
-                try:
-                    values = [row[n] for n in names]
-                except KeyError:
-                    return None
-            elif type(row) is list and len(row) == width:
-                values = row
-            else:
+            values = _row_values(row, names, width)
+            if values is None:
                 return None
             if not _PLAIN_NUMBERS.issuperset(map(type, values)):
                 return None
@@ -352,16 +344,8 @@ class InputSchema:
         checks = self._checks
         lists: list[list[Any]] = [[] for _ in range(width)]
         for row in rows:
-            if type(row) is dict:
-                if len(row) != width:
-                    return None
-                try:
-                    values = [row[n] for n in names]
-                except KeyError:
-                    return None
-            elif type(row) is list and len(row) == width:
-                values = row
-            else:
+            values = _row_values(row, names, width)
+            if values is None:
                 return None
             for check, value, column in zip(checks, values, lists, strict=True):  # type: ignore[arg-type]
                 if not check(value):
@@ -647,6 +631,21 @@ def _integers(feature, values, types, dtype, has_null, offset) -> np.ndarray:
 def _datetimes(feature, values, types, offset) -> pd.DatetimeIndex:
     _only(feature, values, types, {str}, "an ISO 8601 date string", offset)
     return _dates_parse(feature, values, offset)
+
+
+def _row_values(row: Any, names: tuple[str, ...], width: int) -> list[Any] | None:
+    """A row's values in schema order: an exact dict of the names, or a list of `width`;
+    None for anything else (a missing or extra key, another shape)."""
+    if type(row) is dict:
+        if len(row) != width:
+            return None
+        try:
+            return [row[n] for n in names]
+        except KeyError:
+            return None
+    if type(row) is list and len(row) == width:
+        return row
+    return None
 
 
 def _dates_parse(feature, values, offset) -> pd.DatetimeIndex:
