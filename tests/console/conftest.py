@@ -19,7 +19,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from mloop.data import generate_churn
 from mloop.settings import Settings
+from mloop.stats.profile import ReferenceProfile
 from tests.support import govkit
 from tests.support.apps import in_process
 
@@ -187,3 +189,17 @@ def console_page(chromium, live_console, request: pytest.FixtureRequest):
     yield page
     page.close()
     assert page.errors == [], "browser errors:\n" + "\n".join(page.errors)
+
+
+def churn_features(rows: int, seed: int, drift: bool = False) -> list[dict]:
+    """Churn feature rows (no id, no label), as a client would send them."""
+    frame = generate_churn(rows, seed=seed, drift=drift).drop(columns=["customer_id", "churn"])
+    return frame.to_dict(orient="records")
+
+
+@pytest.fixture(scope="module")
+def profile() -> ReferenceProfile:
+    """A reference profile of 600 churn rows."""
+    return ReferenceProfile.from_frame(
+        generate_churn(600, seed=1).drop(columns=["customer_id", "churn"])
+    )

@@ -9,27 +9,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from mloop.data import generate_churn
 from mloop.deploy.service import DeploymentService
 from mloop.errors import NotFoundError, UserError, ValidationError
 from mloop.jobs.queue import JobQueue
 from mloop.serving.console import variant_metrics, views
 from mloop.serving.metrics import ServingMetrics
-from mloop.stats.profile import ReferenceProfile
 from mloop.store import PredictionRecord, open_database
 from mloop.store.monitoring import FeedbackRecord
+from tests.console.conftest import churn_features
 from tests.support import deploykit
-
-
-def churn_features(rows: int, seed: int, drift: bool = False) -> list[dict]:
-    frame = generate_churn(rows, seed=seed, drift=drift).drop(columns=["customer_id", "churn"])
-    return frame.to_dict(orient="records")
-
-
-@pytest.fixture(scope="module")
-def profile() -> ReferenceProfile:
-    frame = generate_churn(600, seed=1).drop(columns=["customer_id", "churn"])
-    return ReferenceProfile.from_frame(frame)
 
 
 def timed(rows: list[dict]) -> list[tuple[datetime, dict]]:

@@ -8,27 +8,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from mloop.data import generate_churn
 from mloop.monitoring.quality import classification_quality
 from mloop.serving.console import views
-from mloop.stats.profile import ReferenceProfile
-
-
-def _rows(rows: int, seed: int, drift: bool = False) -> list[dict]:
-    frame = generate_churn(rows, seed=seed, drift=drift).drop(columns=["customer_id", "churn"])
-    return frame.to_dict(orient="records")
-
-
-@pytest.fixture(scope="module")
-def profile() -> ReferenceProfile:
-    frame = generate_churn(600, seed=1).drop(columns=["customer_id", "churn"])
-    return ReferenceProfile.from_frame(frame)
+from tests.console.conftest import churn_features
 
 
 @pytest.fixture(scope="module")
 def logged() -> list[tuple[datetime, dict]]:
     start = datetime(2026, 1, 1, tzinfo=UTC)
-    rows = _rows(250, seed=2) + _rows(251, seed=3, drift=True)
+    rows = churn_features(250, seed=2) + churn_features(251, seed=3, drift=True)
     return [(start + timedelta(seconds=i), row) for i, row in enumerate(rows)]
 
 

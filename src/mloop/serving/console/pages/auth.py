@@ -99,15 +99,20 @@ def _login_page(request: Request, next_url: str, error: str | None, status: int)
     nonce = _nonce(request)
     context = {"next": next_url, "error": error, "login_token": login_token(settings, nonce)}
     response = render(request, "login.html", context, status)
+    _set_cookie(response, settings, LOGIN_COOKIE, nonce, "/ui/login")
+    return response
+
+
+def _set_cookie(response: Response, settings, name: str, value: str, path: str) -> None:
+    """A console cookie: HttpOnly, SameSite=Strict, Secure when the server runs TLS."""
     response.set_cookie(
-        LOGIN_COOKIE,
-        nonce,
+        name,
+        value,
         httponly=True,
         samesite="strict",
         secure=settings.ssl_certfile is not None,
-        path="/ui/login",
+        path=path,
     )
-    return response
 
 
 @router.get("/ui/login")
@@ -142,14 +147,7 @@ async def login(request: Request) -> Response:
         log.record, identity.name, "console.login", identity.name, method=method
     )
     response = see_other(next_url)
-    response.set_cookie(
-        SESSION_COOKIE,
-        value,
-        httponly=True,
-        samesite="strict",
-        secure=settings.ssl_certfile is not None,
-        path="/ui",
-    )
+    _set_cookie(response, settings, SESSION_COOKIE, value, "/ui")
     response.delete_cookie(LOGIN_COOKIE, path="/ui/login", httponly=True, samesite="strict")
     return response
 
