@@ -158,6 +158,7 @@ def _call_entry(call: tuple, stamps: Timestamps) -> Entry:
 def _call_event(call: tuple, stamps: Timestamps) -> AuditEvent:
     at, actor, method, path, status, duration_ms, client, digest, *rest = call
     rid = rest[0] if rest else None
+    actor, method, path = _storable(actor), _storable(method), _storable(path)
     detail: dict[str, Any] = {
         "method": method,
         "path": path,
@@ -170,6 +171,15 @@ def _call_event(call: tuple, stamps: Timestamps) -> AuditEvent:
     if rid is not None:
         detail["request_id"] = rid
     return AuditEvent(actor, "api.call", f"{method} {path}", detail, stamps.iso(at))
+
+
+def _storable(text: Any) -> Any:
+    """`text` with any lone surrogate written as its escape (`\\ud800`), which UTF-8, and so
+    SQLite and PostgreSQL, cannot store: a request path may carry one, and its call is still
+    audited. Other text is returned as it is."""
+    if type(text) is not str or text.isascii():
+        return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 class Timestamps:

@@ -194,7 +194,9 @@ def same_origin(request: Request) -> None:
 
 
 def acting(action: Action) -> Any:
-    """Dependency factory for POST handlers: checks the CSRF token, then the action's role.
+    """Dependency factory for POST handlers: checks the session, the Origin and the action's
+    role before a byte of the form is read (as the API checks roles before bodies), then the
+    form's CSRF token.
 
     A refusal answers a 403 page naming the role needed; the returned ConsoleUser's `name`
     is the actor to record.
@@ -202,13 +204,13 @@ def acting(action: Action) -> Any:
 
     async def dependency(request: Request, user: ConsoleUser = Depends(current_user)):
         same_origin(request)
+        permit(user.identity, action.role, action.name)
         sent = (await form_data(request)).get("csrf_token", "")
         if not sent or not hmac.compare_digest(sent.encode(), user.csrf_token.encode()):
             raise CsrfError(
                 "the form's CSRF token is missing or wrong",
                 hint="reload the page and submit the form again",
             )
-        permit(user.identity, action.role, action.name)
         return user
 
     return dependency
