@@ -211,6 +211,25 @@ class Outage:
     def active(self) -> bool:
         return self.since is not None
 
+    def failed(self, exc: BaseException, what: str, transient: bool) -> bool:
+        """Record a failed attempt at `what`; True when it is worth retrying (`transient`)."""
+        if self.on_failure is not None:
+            self.on_failure()
+        if not transient:
+            log.error("%s failed: %s", what, _first_line(exc), exc_info=exc)
+            return False
+        self.error, self.retries = _first_line(exc), self.retries + 1
+        if self.since is None:  # set last: a reader seeing `active` sees the error too
+            self.since = time.time()
+            log.warning("%s failed, retrying until it succeeds: %s", what, _first_line(exc))
+        return True
+
+    def recovered(self, what: str) -> None:
+        """Record a success: the outage, if there was one, is over."""
+        if self.since is not None:
+            log.warning("%s succeeded again after %d retries", what, self.retries)
+            self.since, self.error, self.retries = None, None, 0
+
     def to_dict(self) -> dict[str, Any]:
         return {"since": self.since, "error": self.error, "retries": self.retries}
 
@@ -235,24 +254,15 @@ def keep_trying(
         try:
             work()
         except Exception as exc:
-            if outage.on_failure is not None:
-                outage.on_failure()
-            if not transient(exc):
-                log.error("%s failed: %s", what, _first_line(exc), exc_info=exc)
+            if not outage.failed(exc, what, transient(exc)):
                 return False
-            outage.error, outage.retries = _first_line(exc), outage.retries + 1
-            if outage.since is None:  # set last: a reader seeing `active` sees the error too
-                outage.since = time.time()
-                log.warning("%s failed, retrying until it succeeds: %s", what, _first_line(exc))
             if time.monotonic() - started >= give_up_after:
                 log.error("%s failed for %.0f s: giving up", what, give_up_after, exc_info=exc)
                 return False
             time.sleep(pause)
             pause = min(pause * 2, max_pause)
             continue
-        if outage.since is not None:
-            log.warning("%s succeeded again after %d retries", what, outage.retries)
-            outage.since, outage.error, outage.retries = None, None, 0
+        outage.recovered(what)
         return True
 
 

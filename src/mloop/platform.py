@@ -67,8 +67,10 @@ class Platform:
     def audit_writer(self) -> AuditWriter:
         """The background writer of API-call audit rows (closed by `close()`)."""
         from mloop.governance.audit_writer import AuditWriter  # lazy: see the imports
+        from mloop.spool import spool_directory
 
-        return AuditWriter(self.audit)
+        spool = spool_directory(self.settings.home, self.audit.database.url, "audit")
+        return AuditWriter(self.audit, spool_dir=spool)
 
     @cached_property
     def approvals(self) -> ApprovalService:

@@ -109,6 +109,27 @@ def test_rows_failing_validation_go_to_rejects_with_row_and_reason(
     assert len(scored) == 296 and "c0005" not in set(scored["customer_id"])
 
 
+def test_a_folder_output_with_rejects_still_reads_as_one_parquet_table(
+    jobs_model, model, table, tmp_path
+):
+    source = tmp_path / "dirty.csv"
+    dirty = table.head(300).copy().astype({"tenure": object})
+    dirty.loc[7, "tenure"] = "inf"
+    dirty.to_csv(source, index=False)
+    summary = batch_predict(
+        "churn@production",
+        source,
+        tmp_path / "scores",
+        settings=jobs_model.settings,
+        chunk_rows=100,
+        model=model,
+    )
+    assert summary.rejected == 1 and summary.rejects == str(tmp_path / "scores" / "_rejects.csv")
+    result = pd.read_parquet(tmp_path / "scores")  # the rejects file is not taken for a part
+    assert len(result) == 299 and "c0007" not in set(result["customer_id"])
+    assert pd.read_csv(summary.rejects)["customer_id"].tolist() == ["c0007"]
+
+
 def test_malformed_lines_are_rejected_not_fatal(jobs_model, model, table, tmp_path):
     source = tmp_path / "broken.csv"
     lines = table.head(50).to_csv(index=False).splitlines()

@@ -151,7 +151,7 @@ def test_api_calls_are_audited_with_identity_and_input_digest(secured):
 
 def test_local_rate_limit_answers_429_with_retry_after(secured):
     home, keys = secured
-    settings = govkit.settings_at(home, auth="on", rate_limit=0.5, rate_limit_burst=2)
+    settings = govkit.settings_at(home, auth="on", rate_limit=0.01, rate_limit_burst=2)
     with in_process(create_app("churn@production", settings)) as running:
         codes = [_post(running, {"X-API-Key": keys["pred"]}).status_code for _ in range(3)]
         assert codes == [200, 200, 429]
@@ -164,9 +164,11 @@ def test_local_rate_limit_answers_429_with_retry_after(secured):
 
 
 def test_redis_rate_limit_is_shared_by_replicas(secured, redis_url):
+    """One budget of 3 across two replicas (refilled once in 100 s, so a slow machine does
+    not earn a token back between the calls)."""
     home, keys = secured
     settings = govkit.settings_at(
-        home, auth="on", rate_limit=0.2, rate_limit_burst=3, rate_limit_url=redis_url
+        home, auth="on", rate_limit=0.01, rate_limit_burst=3, rate_limit_url=redis_url
     )
     with (
         in_process(create_app("churn@production", settings)) as first,
@@ -181,7 +183,7 @@ def test_redis_rate_limit_is_shared_by_replicas(secured, redis_url):
 
 def test_rate_limit_without_auth_is_per_client(secured):
     home, _ = secured
-    settings = govkit.settings_at(home, auth="off", rate_limit=0.5, rate_limit_burst=1)
+    settings = govkit.settings_at(home, auth="off", rate_limit=0.01, rate_limit_burst=1)
     with in_process(create_app("churn@production", settings)) as running:
         assert [_post(running).status_code for _ in range(2)] == [200, 429]
 

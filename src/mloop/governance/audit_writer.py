@@ -7,9 +7,11 @@ chain lock, the HMACs in a tight loop, one executemany). An API-call tuple becom
 row directly (detail text from a dict built in sorted key order, no AuditEvent). Timestamps
 are taken when the call ends and formatted in the thread. `close()` drains the queue, so a
 clean shutdown loses nothing. If the queue ever overflows, the loss is itself recorded as an
-`audit.dropped` row, so the trail shows the gap instead of hiding it. A database outage is
-retried with backoff for up to `retry_seconds` (`mloop.background.keep_trying`) while calls
-keep queueing: delayed, not lost.
+`audit.dropped` row, so the trail shows the gap instead of hiding it. During a database
+outage the rows go to a disk spool (`mloop.spool`, given `spool_dir`) and are appended to the
+chain, in order, once the database answers (even by the next process, if this one dies);
+without a spool they are retried in memory for up to `retry_seconds` while calls keep
+queueing: delayed, not lost.
 
 Governance actions (approvals, promotions, keys, deployments) do not come through here: they
 call `AuditLog.record` and are committed before the request is answered.
@@ -22,13 +24,15 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from mloop.background import BackgroundQueue, Outage, keep_trying
+from mloop.background import BackgroundQueue, Outage
 from mloop.governance.audit import AuditEvent, AuditLog, Entry, entry
+from mloop.spool import Spool, SpooledWrites
 from mloop.store.db import transient
 
 log = logging.getLogger("mloop.audit")
@@ -55,6 +59,7 @@ class AuditWriter:
         batch: int = 500,
         interval: float = 0.2,
         retry_seconds: float = 600.0,
+        spool_dir: Path | None = None,
     ) -> None:
         self.audit = audit
         self.retry_seconds = retry_seconds
@@ -64,8 +69,23 @@ class AuditWriter:
         self.dropped = 0
         self.written = 0
         self._stamps = Timestamps()  # used by the writer thread only
+        self._writes = SpooledWrites(
+            Spool(spool_dir) if spool_dir is not None else None,
+            audit.append_entries,
+            what="appending audit events",
+            outage=self.outage,
+            give_up_after=retry_seconds,
+            transient=transient,
+            on_lost=self._lost,
+        )
         self._queue: BackgroundQueue[AuditEvent | tuple] = BackgroundQueue(
-            "mloop-audit", self._handle, max_items=max_queue, batch=batch, linger=interval
+            "mloop-audit",
+            self._handle,
+            max_items=max_queue,
+            batch=batch,
+            linger=interval,
+            tick=self._writes.retry_spool if spool_dir is not None else None,
+            tick_seconds=1.0,
         )
 
     def submit(self, event: AuditEvent) -> None:
@@ -87,6 +107,9 @@ class AuditWriter:
         self._queue.close(timeout)
         if self.dropped:  # losses noticed after the last batch still leave their trace
             self._handle([])
+        if self._writes.spool is not None:  # what is still spooled stays for the next writer
+            self._writes.retry_spool(now=True)
+            self._writes.spool.close()
 
     def _handle(self, items: list[AuditEvent | tuple]) -> None:
         stamps = self._stamps
@@ -103,16 +126,11 @@ class AuditWriter:
         for start in range(0, len(entries), self.batch):
             chunk = entries[start : start + self.batch]
             # each attempt is one transaction that re-reads the chain head: safe to repeat
-            if keep_trying(
-                lambda chunk=chunk: self.audit.append_entries(chunk),
-                what=f"appending {len(chunk)} audit events",
-                outage=self.outage,
-                give_up_after=self.retry_seconds,
-                transient=transient,
-            ):
+            if self._writes(chunk):
                 self.written += len(chunk)
-            else:
-                self.dropped += len(chunk)  # recorded as an audit.dropped row by the next batch
+
+    def _lost(self, events: int) -> None:
+        self.dropped += events  # recorded as an audit.dropped row by the next batch
 
 
 _DUMPS = orjson.dumps

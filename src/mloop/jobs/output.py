@@ -7,7 +7,9 @@ leaves whole parts and a manifest naming exactly those; a rerun skips them.
 OUTPUT ending in `.csv` or `.parquet` is one file, assembled from the parts at the end (one part
 in memory at a time) next to `<stem>.rejects.csv`; the parts folder `<OUTPUT>.parts` is then
 removed. Any other OUTPUT is a folder of Parquet parts (a dataset pandas, Spark and DuckDB read
-as one table) with `rejects.csv` and the manifest kept in it.
+as one table) with `_rejects.csv` and the manifest kept in it: named with a leading `_`, which
+Parquet dataset readers (pyarrow, Spark, DuckDB's hive reading) skip, so the folder still
+reads as one table when rows were rejected.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import pyarrow.parquet as pq
 from mloop.errors import ConflictError
 
 MANIFEST = "_manifest.json"
+REJECTS = "_rejects.csv"  # of a folder OUTPUT
 
 
 class BatchOutput:
@@ -40,7 +43,7 @@ class BatchOutput:
             self.rejects_path = self.output.with_name(self.output.stem + ".rejects.csv")
         else:
             self.parts = self.output
-            self.rejects_path = self.output / "rejects.csv"
+            self.rejects_path = self.output / REJECTS
         self.identity = identity
         self.done: dict[str, dict[str, Any]] = {}
         self.finished = False  # a folder OUTPUT whose rejects were merged by `finish`
@@ -113,7 +116,7 @@ class BatchOutput:
             "part": part.name,
         }
         if rejects is not None and rejects.num_rows:
-            rejects_part = self.parts / f"rejects-{name}.csv"
+            rejects_part = self.parts / f"_rejects-{name}.csv"
             _atomic_table(rejects, rejects_part, "csv", header=True)
             entry["rejects_part"] = rejects_part.name
         self.done[key] = entry
@@ -130,7 +133,7 @@ class BatchOutput:
         """Assemble the final output (and rejects file) from the parts in chunk `order`.
 
         A folder OUTPUT keeps its manifest, marked finished once its rejects parts are merged
-        into `rejects.csv`: a rerun then skips every chunk and merges nothing again.
+        into `_rejects.csv`: a rerun then skips every chunk and merges nothing again.
         """
         if self.finished:
             return self.output, self.rejects_path if self.rejects_path.exists() else None

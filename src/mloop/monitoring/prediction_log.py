@@ -8,9 +8,12 @@ queued in one transaction per `batch_rows` rows, as plain tuples handed to the d
 `features` text. When the queue is full the rows are dropped and counted instead of blocking
 the response.
 
-When the database is unreachable the thread retries the same transaction with backoff
-(`mloop.background.keep_trying`) for up to `retry_seconds` while new rows queue up behind it, so
-an outage delays rows instead of losing them; `outage` says what is failing (`/ready` shows it).
+When the database is unreachable the rows go to a disk spool (`mloop.spool`, given
+`spool_dir`), written to the database once it answers again, so an outage, even one the
+process does not survive, delays rows instead of losing them; without a spool (or when its disk
+refuses), the thread retries the same transaction with backoff (`keep_trying`) for up to
+`retry_seconds` while new rows queue up in memory behind it. `outage` says what is failing
+(`/ready` shows it).
 """
 
 from __future__ import annotations
@@ -20,11 +23,13 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
 
-from mloop.background import BackgroundQueue, Outage, keep_trying
+from mloop.background import BackgroundQueue, Outage
+from mloop.spool import Spool, SpooledWrites
 from mloop.store import Database, PredictionRecord
 from mloop.store.bulk import BulkInsert
 from mloop.store.db import transient
@@ -57,6 +62,12 @@ class PredictionBatch:
 
     def __len__(self) -> int:
         return len(self.ids)
+
+
+def _revive(row: list[Any]) -> tuple:
+    """A spooled row as `_records` made it (its time was written as ISO 8601 text)."""
+    row[1] = datetime.fromisoformat(row[1])
+    return tuple(row)
 
 
 def input_digest(row: dict[str, Any]) -> str:
@@ -105,6 +116,7 @@ class PredictionLogWriter:
         on_drop: Callable[[int], None] | None = None,
         retry_seconds: float = 600.0,
         on_write_error: Callable[[], None] | None = None,
+        spool_dir: Path | None = None,
     ) -> None:
         self.database = database
         self.log_inputs = log_inputs
@@ -115,12 +127,24 @@ class PredictionLogWriter:
         self.dropped = 0
         self.written = 0
         self._on_drop = on_drop
+        self._writes = SpooledWrites(
+            Spool(spool_dir) if spool_dir is not None else None,
+            self._insert,
+            what="writing prediction log rows",
+            outage=self.outage,
+            give_up_after=retry_seconds,
+            transient=transient,
+            on_lost=self._drop,
+            revive=_revive,
+        )
         self._queue: BackgroundQueue[PredictionBatch] = BackgroundQueue(
             "mloop-prediction-log",
             self._handle,
             max_items=max_queue,
             batch=batch_rows,
             linger=interval,
+            tick=self._writes.retry_spool if spool_dir is not None else None,
+            tick_seconds=1.0,
         )
 
     def submit(self, batch: PredictionBatch) -> bool:
@@ -135,8 +159,12 @@ class PredictionLogWriter:
         self._queue.flush()
 
     def close(self, timeout: float = 30.0) -> None:
-        """Write what is queued, then stop the thread. Idempotent."""
+        """Write what is queued, then stop the thread. Idempotent. Rows still spooled (the
+        database is away) stay on disk for the next writer of this database."""
         self._queue.close(timeout)
+        if self._writes.spool is not None:
+            self._writes.retry_spool(now=True)
+            self._writes.spool.close()
 
     def __enter__(self) -> PredictionLogWriter:
         return self
@@ -163,22 +191,12 @@ class PredictionLogWriter:
         if not batches:
             return
         records = self._records(batches)
+        if self._writes(records):  # the log must never take the server down: lost is counted
+            self.written += len(records)
 
-        def insert() -> None:
-            with self.database.engine.begin() as connection:
-                _INSERT(connection, records)
-
-        what = f"writing {len(records)} prediction log rows"
-        if not keep_trying(
-            insert,
-            what=what,
-            outage=self.outage,
-            give_up_after=self.retry_seconds,
-            transient=transient,
-        ):
-            self._drop(len(records))  # the log must never take the server down
-            return
-        self.written += len(records)
+    def _insert(self, records: list[tuple]) -> None:
+        with self.database.engine.begin() as connection:
+            _INSERT(connection, records)
 
     def _records(self, batches: list[PredictionBatch]) -> list[tuple]:
         """Rows in `_COLUMNS` order: one canonical JSON text per row, digest taken from it."""

@@ -55,6 +55,7 @@ from mloop.serving.security import SecurityLayer
 from mloop.serving.state import ServingState
 from mloop.serving.traffic import Traffic
 from mloop.settings import Settings, get_settings
+from mloop.spool import spool_directory
 from mloop.store import Database, open_database
 
 MODEL_ENV = "MLOOP_SERVE_MODEL"
@@ -122,11 +123,13 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if log_predictions:
+            log_database = database or open_database(settings)
             state.prediction_log = PredictionLogWriter(
-                database or open_database(settings),
+                log_database,
                 log_inputs=settings.log_inputs,
                 on_drop=metrics.log_dropped.inc,
                 on_write_error=metrics.log_write_errors.inc,
+                spool_dir=spool_directory(settings.home, log_database.url, "prediction-log"),
             )
         state.approvals = approvals or await run_in_threadpool(ApprovalService, settings)
         state.deployments = deployments or await run_in_threadpool(DeploymentService, settings)

@@ -24,6 +24,7 @@ from mloop.governance.audit_writer import AuditMiddleware, AuditWriter
 from mloop.security.auth import Authenticator, auth_enabled
 from mloop.serving.handlers import json_response, request_id
 from mloop.settings import Settings
+from mloop.spool import spool_directory
 
 if TYPE_CHECKING:  # serving.state imports this layer's neighbours; typed only
     from mloop.serving.state import ServingState
@@ -64,7 +65,9 @@ class SecurityLayer:
     def start(self, state: ServingState) -> None:
         if self.settings.audit_api_calls:
             if self.audit_writer is None:
-                self.audit_writer, self._owns_writer = AuditWriter(audit_log(self.settings)), True
+                chain = audit_log(self.settings)
+                spool = spool_directory(self.settings.home, chain.database.url, "audit")
+                self.audit_writer, self._owns_writer = AuditWriter(chain, spool_dir=spool), True
             state.audit = self.audit_writer
         if self.enabled:
             log.info("authentication is on: API routes need an API key or a token")
