@@ -28,8 +28,8 @@ floor), RSS growth under 5% (last minute against the first, per worker), no file
 growth (a leak keeps growing, a connection pool steps up to its size and stays: so the idle
 fds other than the platform database's, in the last third of the run, no higher than the
 highest of the first third, and the database's within its pool: 5 SQLite connections of 2
-files each and the -shm; what each worker opened over the run is printed), zero failed requests, every
-swap served.
+files each and the -shm; what each worker opened over the run is printed), zero failed
+requests, every swap served.
 Not part of CI (30 minutes); a check of the script:
 
     python benchmarks/soak.py --minutes 2 --swap-every 1
