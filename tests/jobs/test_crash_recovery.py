@@ -5,7 +5,6 @@ from __future__ import annotations
 import signal
 import socket
 import subprocess
-import sys
 
 import httpx
 import pytest
@@ -16,6 +15,7 @@ from mloop.store import PredictionRecord
 from mloop.store.db import Database
 from tests.support import modelkit
 from tests.support.env import clean_environ
+from tests.support.loopkit import serve_process
 from tests.support.waiting import wait_for
 
 
@@ -23,12 +23,6 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def _serve(env: dict[str, str], port: int) -> subprocess.Popen:
-    command = [sys.executable, "-c", "from mloop.cli.main import main; main()", "serve"]
-    command += ["churn@production", "--port", str(port), "--log-level", "warning"]
-    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
 def _ready(url: str) -> bool:
@@ -54,7 +48,7 @@ def test_a_job_survives_sigkill_of_the_server_and_completes_once(jobs_model, tmp
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     rows = modelkit.json_rows(jobs_model.frame.head(120))
-    first = _serve(env, port)
+    first = serve_process(env, port, stderr=subprocess.PIPE)
     second = None
     try:
         wait_for(lambda: _ready(url), timeout=120, every=0.2)
@@ -70,7 +64,7 @@ def test_a_job_survives_sigkill_of_the_server_and_completes_once(jobs_model, tmp
         assert killed.status == "running" and killed.result is None  # died mid-job
         assert 0 < killed.progress < 1
 
-        second = _serve(env, port)
+        second = serve_process(env, port, stderr=subprocess.PIPE)
         wait_for(lambda: _ready(url), timeout=120, every=0.2)
         done = wait_for(
             lambda: (

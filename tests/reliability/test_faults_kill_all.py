@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 
 import httpx
 import pytest
@@ -20,15 +19,10 @@ from mloop.jobs.queue import JobQueue
 from mloop.store import Database, PredictionRecord
 from tests.support import modelkit
 from tests.support.env import clean_environ
-from tests.support.loopkit import free_port
+from tests.support.loopkit import free_port, mloop_process
 from tests.support.waiting import wait_for
 
 JOBS = 3
-
-
-def _mloop(env: dict[str, str], *args: str) -> subprocess.Popen:
-    command = [sys.executable, "-c", "from mloop.cli.main import main; main()", *args]
-    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
 def _ready(url: str) -> bool:
@@ -67,9 +61,10 @@ def test_jobs_in_flight_survive_sigkill_of_server_and_worker(trained_home, tmp_p
     serve = ["serve", "churn@production", "--port", str(port), "--log-level", "warning"]
     procs: list[subprocess.Popen] = []
     try:
-        procs.append(_mloop(env, *serve))
+        procs.append(mloop_process(env, *serve, stderr=subprocess.PIPE))
         wait_for(lambda: _ready(url), "the server to be ready", timeout=300, every=0.2)
-        procs.append(_mloop(env, "worker", "--concurrency", "2"))  # the database is migrated
+        worker_args = ("worker", "--concurrency", "2")
+        procs.append(mloop_process(env, *worker_args, stderr=subprocess.PIPE))  # the db is migrated
         sync = httpx.post(f"{url}/predict/batch", json={"instances": rows}, timeout=60).json()
         ids = []
         for _ in range(JOBS):
@@ -89,9 +84,9 @@ def test_jobs_in_flight_survive_sigkill_of_server_and_worker(trained_home, tmp_p
         queue = JobQueue(Database(database_url))
         assert any(queue.get(i).status in ("running", "queued") for i in ids)  # in flight
 
-        procs.append(_mloop(env, *serve))
+        procs.append(mloop_process(env, *serve, stderr=subprocess.PIPE))
         wait_for(lambda: _ready(url), "the server to be ready again", timeout=300, every=0.2)
-        procs.append(_mloop(env, "worker", "--concurrency", "2"))
+        procs.append(mloop_process(env, *worker_args, stderr=subprocess.PIPE))
 
         def ended():
             bodies = [httpx.get(f"{url}/jobs/{i}", timeout=30).json() for i in ids]

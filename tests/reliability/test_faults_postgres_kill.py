@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -23,16 +21,10 @@ from mloop.store import Database, PredictionRecord
 from mloop.store.governance import AuditRow
 from tests.support import modelkit
 from tests.support.env import clean_environ
-from tests.support.loopkit import free_port
+from tests.support.loopkit import free_port, serve_process
 from tests.support.waiting import wait_for
 
 BEFORE, DURING = 10, 30
-
-
-def _serve(env: dict[str, str], port: int) -> subprocess.Popen:
-    command = [sys.executable, "-c", "from mloop.cli.main import main; main()", "serve"]
-    command += ["churn@production", "--port", str(port), "--log-level", "warning"]
-    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def _status(url: str) -> dict:
@@ -76,7 +68,7 @@ def test_rows_answered_in_an_outage_survive_a_sigkill_before_it_ends(
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     rows = modelkit.json_rows(trained_home.frame.head(DURING))
-    server = _serve(env, port)
+    server = serve_process(env, port)
     try:
         wait_for(lambda: _status(url).get("status") == "ready", "the server", timeout=300)
         with httpx.Client(base_url=url, timeout=30) as http:
@@ -102,7 +94,7 @@ def test_rows_answered_in_an_outage_survive_a_sigkill_before_it_ends(
         server.wait(30)
 
         private_postgres.start()
-        server = _serve(env, port)
+        server = serve_process(env, port)
         wait_for(lambda: _status(url).get("status") == "ready", "the restarted server")
         wait_for(
             lambda: (

@@ -6,6 +6,8 @@ from __future__ import annotations
 import socket
 import socketserver
 import ssl
+import subprocess
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -160,6 +162,18 @@ def tool_missing(reason: str) -> None:
     if os.environ.get("MLOOP_REQUIRE_SERVICES") == "1":
         pytest.fail(f"required tool unavailable (MLOOP_REQUIRE_SERVICES=1): {reason}")
     pytest.skip(reason)
+
+
+def mloop_process(env: dict[str, str], *args: str, stderr: int = subprocess.DEVNULL):
+    """`mloop ARGS` as a child process of this interpreter (stdout discarded)."""
+    command = [sys.executable, "-c", "from mloop.cli.main import main; main()", *args]
+    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+
+
+def serve_process(env: dict[str, str], port: int, stderr: int = subprocess.DEVNULL):
+    """`mloop serve churn@production` on 127.0.0.1:`port` as a child process."""
+    serve = ("serve", "churn@production", "--port", str(port), "--log-level", "warning")
+    return mloop_process(env, *serve, stderr=stderr)
 
 
 def free_port() -> int:
