@@ -260,6 +260,17 @@ class SpooledWrites:
         self.outage.recovered(self.what)
         return True
 
+    @property
+    def tick(self) -> Callable[[], bool] | None:
+        """What the writer's queue calls every second: the spool's drain, when there is one."""
+        return self.retry_spool if self.spool is not None else None
+
+    def close(self) -> None:
+        """One last drain; what is still spooled stays on disk for the next writer."""
+        if self.spool is not None:
+            self.retry_spool(now=True)
+            self.spool.close()
+
     def _write_spooled(self, rows: list[list[Any]]) -> None:
         revived = [self.revive(row) for row in rows]
         try:

@@ -62,7 +62,6 @@ class AuditWriter:
         spool_dir: Path | None = None,
     ) -> None:
         self.audit = audit
-        self.retry_seconds = retry_seconds
         self.outage = Outage()  # the database failing now: /ready reports it
         self.batch = batch
         self.interval = interval
@@ -84,7 +83,7 @@ class AuditWriter:
             max_items=max_queue,
             batch=batch,
             linger=interval,
-            tick=self._writes.retry_spool if spool_dir is not None else None,
+            tick=self._writes.tick,
             tick_seconds=1.0,
         )
 
@@ -107,9 +106,7 @@ class AuditWriter:
         self._queue.close(timeout)
         if self.dropped:  # losses noticed after the last batch still leave their trace
             self._handle([])
-        if self._writes.spool is not None:  # what is still spooled stays for the next writer
-            self._writes.retry_spool(now=True)
-            self._writes.spool.close()
+        self._writes.close()  # what is still spooled stays for the next writer
 
     def _handle(self, items: list[AuditEvent | tuple]) -> None:
         stamps = self._stamps

@@ -120,7 +120,6 @@ class PredictionLogWriter:
     ) -> None:
         self.database = database
         self.log_inputs = log_inputs
-        self.retry_seconds = retry_seconds
         self.outage = Outage(on_write_error)
         self.batch_rows = batch_rows
         self.interval = interval
@@ -143,7 +142,7 @@ class PredictionLogWriter:
             max_items=max_queue,
             batch=batch_rows,
             linger=interval,
-            tick=self._writes.retry_spool if spool_dir is not None else None,
+            tick=self._writes.tick,
             tick_seconds=1.0,
         )
 
@@ -162,9 +161,7 @@ class PredictionLogWriter:
         """Write what is queued, then stop the thread. Idempotent. Rows still spooled (the
         database is away) stay on disk for the next writer of this database."""
         self._queue.close(timeout)
-        if self._writes.spool is not None:
-            self._writes.retry_spool(now=True)
-            self._writes.spool.close()
+        self._writes.close()
 
     def __enter__(self) -> PredictionLogWriter:
         return self
